@@ -1,0 +1,141 @@
+"""Best uniform (minimax) polynomial approximation by the Remez exchange algorithm.
+
+The exchange runs in the Chebyshev basis on the mapped variable t in [-1, 1], where it is well
+conditioned; the caller converts the result to any other basis. Targets that are even, odd, "constant +
+odd" (sigmoid, tanh) or "linear + even" (ReLU, GELU, Swish, softplus, leaky ReLU) on a symmetric
+interval make the classical exchange degenerate: a symmetric reference forces the levelled error h to 0
+for one parity of n. For those the problem is reduced to the half interval [0, 1] with the even
+(T_0, T_2, ...) or odd (T_1, T_3, ...) Chebyshev polynomials, which form a Haar system there, and the
+exactly representable part (the constant or the linear term) is added back.
+
+References:
+    E. Ya. Remez (1934); the multi-point exchange as in R. Pachon and L. N. Trefethen, "Barycentric-Remez
+    algorithms for best polynomial approximation in the chebfun system", BIT 49 (2009) 721-741.
+    de la Vallee Poussin: for a reference on which f - p alternates in sign, min |f - p| <= E_n(f).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.polynomial import chebyshev as C
+
+from .norms import grid_size, signed_extrema
+
+EPS = np.finfo(float).eps
+
+
+@dataclass
+class RemezResult:
+    cheb: np.ndarray  # Chebyshev coefficients on t in [-1, 1]
+    levelled_error: float  # |h| of the last reference: a lower bound on E_n
+    max_error: float  # sup |f - p| found on the last search: an upper bound on E_n
+    iterations: int
+    converged: bool
+    note: str  # "", "resolution-limited", "symmetric: ...", or why it stopped
+    history: list[tuple[float, float]]  # (levelled, max) per iteration
+
+
+def _parity(f: Callable, breaks: np.ndarray) -> str:
+    """Classify f on [-1, 1]: 'even', 'odd', 'const+odd', 'linear+even' or 'none' (to a few ulps)."""
+    t = np.linspace(0.0, 1.0, 257)
+    t = np.union1d(t, np.abs(breaks))
+    fp, fm = f(t), f(-t)
+    tol = 16 * EPS * max(1.0, float(np.max(np.abs(np.r_[fp, fm]))))
+    even, odd = 0.5 * (fp + fm), 0.5 * (fp - fm)
+    if np.max(np.abs(odd)) <= tol:
+        return "even"
+    if np.max(np.abs(even - even[0])) <= tol:
+        return "odd" if abs(even[0]) <= tol else "const+odd"
+    if np.max(np.abs(odd - odd[-1] * t)) <= tol:
+        return "linear+even"
+    return "none"
+
+
+def _exchange(xs: np.ndarray, es: np.ndarray, m: int) -> np.ndarray | None:
+    """m alternating points holding the global maximum, dropping the smaller end point while too many."""
+    i, j = 0, len(xs)
+    imax = int(np.argmax(np.abs(es)))
+    while j - i > m:
+        if imax == i or (imax != j - 1 and abs(es[j - 1]) < abs(es[i])):
+            j -= 1
+        else:
+            i += 1
+    return xs[i:j] if j - i == m else None
+
+
+def _remez_core(g: Callable, cols: Callable, nfun: int, ref: np.ndarray, edges: np.ndarray,
+                degree: int, rtol: float, maxiter: int):
+    """Minimax of g on [edges[0], edges[-1]] by span{cols(t)[:, k], k < nfun} (a Haar system there)."""
+    # rounding noise of f - p: f to a few ulps, p by Clenshaw with error ~ (degree + 2) eps |p|
+    scale = float(np.max(np.abs(g(np.linspace(edges[0], edges[-1], 129)))))
+    floor = 4 * (degree + 2) * EPS * max(scale, np.finfo(float).tiny)
+    history = []
+    best, gap = None, np.inf
+    for it in range(1, maxiter + 1):
+        A = np.column_stack([cols(ref)[:, :nfun], (-1.0) ** np.arange(nfun + 1)])
+        sol = np.linalg.solve(A, g(ref))
+        b, h = sol[:nfun], abs(sol[nfun])
+        xs, es = signed_extrema(lambda t, b=b: g(t) - cols(t)[:, :nfun] @ b, edges, grid_size(degree))
+        emax = float(np.max(np.abs(es)))
+        history.append((h, emax))
+        if best is not None and emax > best[2]:
+            # exchanging on rounding noise made things worse: keep the best iterate
+            b, h, emax = best
+            ok = emax - h <= floor
+            return b, h, emax, it, ok, "resolution-limited" if ok else "stalled", history
+        best = (b, h, emax)
+        if emax - h <= rtol * emax:
+            return b, h, emax, it, True, "", history
+        # the certificate's gap is rounding noise in evaluating f - p, and exchanging no longer shrinks it
+        if emax - h <= floor and emax - h > 0.5 * gap:
+            return b, h, emax, it, True, "resolution-limited", history
+        gap = emax - h
+        new = _exchange(xs, es, nfun + 1)
+        if new is None:
+            ok = gap <= floor
+            return (b, h, emax, it, ok,
+                    "resolution-limited" if ok else f"fewer than {nfun + 1} alternating extrema", history)
+        ref = new
+    return b, h, emax, maxiter, False, "maximum iterations reached", history
+
+
+def remez(f: Callable, degree: int, kinks_t=(), rtol: float = 1e-9, maxiter: int = 60) -> RemezResult:
+    """Best approximation of degree `degree` to f(t) on [-1, 1] (f vectorised over float64 arrays)."""
+    kinks = np.asarray([k for k in kinks_t if -1.0 < k < 1.0], dtype=float)
+    n = degree
+    sym = _parity(f, kinks)
+    if sym == "linear+even" and n == 0:
+        sym = "none"  # the linear part is not representable; this case is not degenerate anyway
+    if sym == "none":
+        edges = np.unique(np.r_[-1.0, kinks, 1.0])
+        ref = -np.cos(np.pi * np.arange(n + 2) / (n + 1))
+        b, h, emax, it, conv, note, hist = _remez_core(
+            f, lambda t: C.chebvander(t, n), n + 1, ref, edges, n, rtol, maxiter)
+        return RemezResult(b, h, emax, it, conv, note, hist)
+
+    # Half-interval problem on [0, 1] in the even (first = 0) or odd (first = 1) Chebyshev polynomials.
+    fixed = np.zeros(n + 1)
+    if sym == "even":
+        first, g = 0, f
+    elif sym == "linear+even":
+        first = 0
+        fixed[1] = 0.5 * float(f(np.array([1.0]))[0] - f(np.array([-1.0]))[0])
+        g = lambda t: 0.5 * (f(t) + f(-t))  # noqa: E731
+    else:  # "odd" or "const+odd"
+        first = 1
+        fixed[0] = float(f(np.array([0.0]))[0]) if sym == "const+odd" else 0.0
+        g = lambda t: 0.5 * (f(t) - f(-t))  # noqa: E731
+    idx = np.arange(first, n + 1, 2)
+    nfun = len(idx)
+    # reference: the nfun + 1 nonnegative extrema of T_(2 nfun + first), ascending
+    ref = np.cos(np.pi * np.arange(nfun, -1, -1) / (2 * nfun + first))
+    edges = np.unique(np.r_[0.0, np.abs(kinks), 1.0])
+    b, h, emax, it, conv, note, hist = _remez_core(
+        g, lambda t: C.chebvander(t, n)[:, idx], nfun, ref, edges, n, rtol, maxiter)
+    c = fixed
+    c[idx] += b
+    note = "; ".join(s for s in (f"symmetric: {sym}", note) if s)
+    return RemezResult(c, h, emax, it, conv, note, hist)

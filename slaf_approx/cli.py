@@ -11,7 +11,7 @@ import math
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 EXIT_USAGE = 2
@@ -33,7 +33,10 @@ def _degree(text: str) -> int:
         value = int(text)
     except ValueError:
         value = text
-    return check_degree(value)
+    try:
+        return check_degree(value)
+    except ValueError as exc:  # argparse shows an ArgumentTypeError's message as it is
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _params(items) -> dict:
@@ -103,7 +106,7 @@ def _meta(command: str, seconds: float) -> dict:
     return {"machine": f"{platform.node()} ({platform.machine()}, {platform.processor() or 'cpu'}), "
                        f"{_ncpu()} cores",
             "python": platform.python_version(), "numpy": numpy.__version__, "torch": torch.__version__,
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "command": command, "seconds": f"{seconds:.1f}"}
 
 

@@ -15,8 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import norms
-from .bases import (Basis, SlafPolynomial, check_degree, check_interval, check_variable, from_mapped,
-                    get_basis)
+from .bases import Basis, SlafPolynomial, check_degree, check_interval, check_variable, from_mapped, get_basis
 from .remez import remez
 from .targets import Target, get_target
 
@@ -160,6 +159,19 @@ def _gradient(tg, basis, variable, lo, hi, degrees, steps, lr, optimizer, seed, 
     if optimizer == "lbfgs" and len(degrees) > 1:
         return [_gradient(tg, basis, variable, lo, hi, [d], steps, lr, optimizer, seed, npoints)[0]
                 for d in degrees]
+    # The matrices are tiny (npoints x degree): torch's intra-op threads only add synchronisation, and on a
+    # busy 2-core machine their spin-waiting made these fits 15x slower. Run them on one thread.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(tg, basis, variable, lo, hi, degrees, steps, lr, optimizer, seed, npoints)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(tg, basis, variable, lo, hi, degrees, steps, lr, optimizer, seed, npoints):
+    import torch
+
     x = np.random.default_rng(seed).uniform(lo, hi, npoints)
     y = _values(tg, x, lo, hi)
     v = SlafPolynomial(basis.name, (0.0,), (lo, hi), variable).variable_of(x)
@@ -253,7 +265,7 @@ def fit_degrees(target: Target | str, degrees, method: str = "lstsq", basis: str
         outs = [_lstsq(tg, b, variable, lo, hi, d, weight, points) for d in degrees]
     elif method == "minimax":
         if weight != "uniform" or points is not None:
-            raise ValueError("minimax fits take neither a weight nor points (they are uniform on the interval)")
+            raise ValueError("minimax fits take neither a weight nor points (uniform on the interval)")
         outs = [_minimax(tg, b, variable, lo, hi, d, rtol, maxiter) for d in degrees]
     else:
         outs = _gradient(tg, b, variable, lo, hi, degrees, steps, lr, optimizer, seed, npoints)

@@ -55,7 +55,7 @@ def gauss_nodes(edges: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return (half * t + 0.5 * (a + b)).ravel(), (half * w).ravel()
 
 
-def quadrature_for(lo, hi, kinks=(), degree=0, singularity_distance=math.nan) -> tuple[np.ndarray, np.ndarray]:
+def quadrature_for(lo, hi, kinks=(), degree=0, singularity_distance=math.nan):
     """Nodes and weights integrating (f - p)^2 for p of `degree` to ~1e-13 relative on [lo, hi].
 
     Each panel is at most as long as the distance to the target's nearest complex singularity (and at

@@ -58,7 +58,7 @@ def plan(targets: Sequence[str], bases: Sequence[str], degrees: Iterable[int], m
     return [(tg, iv, m, b, ds) for tg, iv, m, b in itertools.product(tgs, ivs, methods, bs)]
 
 
-def sweep(targets, bases, degrees, methods, intervals, *, progress: bool = True, **options) -> list[FitRecord]:
+def sweep(targets, bases, degrees, methods, intervals, *, progress=True, **options) -> list[FitRecord]:
     """Run every fit of the cross product; `options` go to :func:`slaf_approx.fit.fit`."""
     jobs = plan(targets, bases, degrees, methods, intervals)
     records = []
@@ -106,7 +106,7 @@ def write_table(records: Sequence[FitRecord | dict], stem: str | Path) -> tuple[
         w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow({k: json.dumps(r[k]) if k in JSON_FIELDS else r[k] for k in CSV_FIELDS})
+            w.writerow({k: json.dumps(r.get(k)) if k in JSON_FIELDS else r.get(k, "") for k in CSV_FIELDS})
 
     def write_jsonl(fh):
         for r in rows:
@@ -120,22 +120,56 @@ def write_table(records: Sequence[FitRecord | dict], stem: str | Path) -> tuple[
 _INT = ("degree", "iterations")
 _FLOAT = ("lo", "hi", "max_error", "rms_error", "levelled_error", "seconds", "condition_number",
           "max_error_at", "gap")
+_JSON = {"coefficients": list, "params": dict, "history": list}
 
 
-def normalise(row: dict) -> dict:
-    """A row read back from CSV or JSON Lines, with numbers, booleans and lists restored."""
-    r = dict(row)
-    for k in JSON_FIELDS:
-        if isinstance(r.get(k), str):
-            r[k] = json.loads(r[k])
+def _float(v) -> float:
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return math.nan
+    return float(v)
+
+
+def _bool(v) -> bool:
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in ("true", "1", "yes"):
+            return True
+        if s in ("false", "0", "no", ""):
+            return False
+        raise ValueError(f"not a boolean: {v!r}")
+    return bool(v)
+
+
+def normalise_row(row) -> dict:
+    """A copy of one results row with its types restored.
+
+    Accepts a dict from memory (e.g. ``FitRecord.to_dict()``), a FitRecord itself, or a row of strings from
+    ``csv.DictReader`` (``coefficients``, ``params`` and ``history`` JSON-encoded; empty cells and JSON
+    nulls read as nan). Numbers become int/float, ``converged`` a bool; unknown keys are kept as they are.
+    """
+    r = dict(row.to_dict() if hasattr(row, "to_dict") else row)
+    for k, kind in _JSON.items():
+        v = r.get(k)
+        if isinstance(v, str):
+            v = json.loads(v) if v.strip() else kind()
+        if v is None:
+            v = kind()
+        if k in r or k != "history":
+            r[k] = kind(v)
+    r["coefficients"] = [_float(c) for c in r["coefficients"]]
     for k in _INT:
         if k in r:
-            r[k] = int(r[k])
+            r[k] = int(float(r[k])) if isinstance(r[k], str) else int(r[k])
     for k in _FLOAT:
         if k in r:
-            r[k] = math.nan if r[k] in (None, "") else float(r[k])
-    if isinstance(r.get("converged"), str):
-        r["converged"] = r["converged"] == "True"
+            r[k] = _float(r[k])
+    r["converged"] = _bool(r.get("converged", True))
+    for k in ("target", "basis", "variable", "method", "note", "weight"):
+        if k in r:
+            r[k] = "" if r[k] is None else str(r[k])
+    r.setdefault("variable", "mapped")
+    r.setdefault("weight", "uniform")
+    r.setdefault("note", "")
     return r
 
 
@@ -150,7 +184,7 @@ def read_table(path: str | Path) -> list[dict]:
                 rows = [json.loads(line) for line in fh if line.strip()]
             else:
                 rows = list(csv.DictReader(fh))
-        rows = [normalise(r) for r in rows]
+        rows = [normalise_row(r) for r in rows]
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{path}: not a slaf-approx results table ({exc})") from None
     missing = [k for k in ("target", "basis", "degree", "method", "max_error") if rows and k not in rows[0]]

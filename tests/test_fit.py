@@ -136,7 +136,8 @@ def test_weighted_lstsq_minimises_the_weighted_norm():
 
 def _poly_catalogue(tmp_path, coef):
     text = " + ".join(f"({c!r})*x**{i}" for i, c in enumerate(coef))
-    (tmp_path / "poly.toml").write_text(f'title = "poly"\nformula = "{text}"\nlipschitz = 1e6\nentire = true\n')
+    entry = f'title = "poly"\nformula = "{text}"\nlipschitz = 1e6\nentire = true\n'
+    (tmp_path / "poly.toml").write_text(entry)
     return load_catalogue(tmp_path)["poly"]
 
 
@@ -229,8 +230,8 @@ def test_ill_conditioned_power_fit_warns_with_the_condition_number():
 def test_bad_input(kwargs, match):
     args = dict(target="relu", degree=3, method="lstsq", basis="chebyshev", interval=(-3, 3)) | kwargs
     with pytest.raises(ValueError, match=match):
-        fit(args.pop("target"), args.pop("degree"), args.pop("method"), args.pop("basis"), args.pop("interval"),
-            **args)
+        fit(args.pop("target"), args.pop("degree"), args.pop("method"), args.pop("basis"),
+            args.pop("interval"), **args)
 
 
 def test_target_not_finite_on_the_interval(tmp_path):

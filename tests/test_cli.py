@@ -1,0 +1,120 @@
+"""The command line: outputs, and bad input as one line on stderr with exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from slaf_approx import cli, sweep
+from slaf_approx.fit import FitRecord
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_targets_lists_the_catalogue(capsys):
+    code, out, _ = run(capsys, "targets")
+    assert code == 0
+    names = [line.split()[0] for line in out.splitlines()]
+    assert {"relu", "gelu", "gelu_tanh", "silu", "swish", "tanh", "sigmoid", "softplus", "elu", "leaky_relu",
+            "mish", "hardswish", "abs"} <= set(names)
+
+
+def test_fit_json_holds_the_record(capsys):
+    code, out, _ = run(capsys, "fit", "relu", "--degree", "1", "--method", "minimax", "--interval", "-1", "1",
+                       "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert set(FitRecord.__dataclass_fields__) <= set(d)
+    assert d["degree"] == 1 and d["basis"] == "chebyshev" and len(d["coefficients"]) == 2
+    assert abs(d["max_error"] - 0.25) < 1e-15  # E_1(ReLU) on [-1, 1] = 1/4 (E_1(|x|) = 1/2)
+
+
+def test_fit_defaults_and_text_output(capsys):
+    code, out, _ = run(capsys, "fit", "gelu", "-n", "4", "--param", "dummy=1")
+    assert code == 2  # gelu has no parameter 'dummy'
+    code, out, _ = run(capsys, "fit", "swish", "-n", "4", "--param", "beta=2", "--basis", "power")
+    assert code == 0
+    assert "lstsq" in out and "raw" in out and "[-3" not in out
+    assert "lo: -3" in out and "hi: 3" in out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["fit", "nope", "-n", "3"], "unknown target 'nope'"),
+    (["fit", "relu", "-n", "-1"], "degree must be an integer in [0, 64], got -1"),
+    (["fit", "relu", "-n", "2.5"], "degree must be an integer in [0, 64], got '2.5'"),
+    (["fit", "relu", "-n", "65"], "got 65"),
+    (["fit", "relu", "-n", "3", "--basis", "fourier"], "invalid choice: 'fourier'"),
+    (["fit", "relu", "-n", "3", "--method", "newton"], "invalid choice: 'newton'"),
+    (["fit", "relu", "-n", "3", "--interval", "3", "-3"], "interval needs lo < hi, got [3.0, -3.0]"),
+    (["fit", "relu", "-n", "3", "--interval", "0", "inf"], "interval ends must be finite"),
+    (["fit", "relu", "-n", "3", "--interval", "nan", "1"], "interval ends must be finite"),
+    (["fit", "relu", "-n", "3", "--param", "beta"], "--param takes NAME=NUMBER, got 'beta'"),
+    (["fit", "relu"], "the following arguments are required: --degree"),
+    (["sweep", "--targets", "relu", "nope"], "unknown target 'nope'"),
+    (["sweep", "--methods", "newton"], "unknown method 'newton'"),
+    (["sweep", "--degrees", "a-b"], "degrees take 'A-B' or 'A,B,C'"),
+    (["report", "/nonexistent/results.csv"], "no results table at '/nonexistent/results.csv'"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2, (code, out, err)
+    assert err.count("\n") == 1 and err.startswith("slaf-approx: error: "), err
+    assert needle in err, err
+
+
+def test_console_script_entry_point_has_no_traceback():
+    p = subprocess.run([sys.executable, "-m", "slaf_approx.cli", "fit", "relu", "-n", "99"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
+def test_sweep_then_report(tmp_path, capsys):
+    code, _, err = run(capsys, "sweep", "--targets", "relu", "tanh", "--bases", "chebyshev", "power:mapped",
+                       "--degrees", "2,4", "--methods", "lstsq", "minimax", "gradient", "--steps", "50",
+                       "--out", str(tmp_path), "--quiet")
+    assert code == 0, err
+    rows = sweep.read_table(tmp_path / "results.csv")
+    assert len(rows) == 2 * 2 * 2 * 3
+    assert {r["variable"] for r in rows if r["basis"] == "power"} == {"mapped"}
+    assert sweep.read_table(tmp_path / "results.jsonl")[5]["coefficients"] == rows[5]["coefficients"]
+    code, _, err = run(capsys, "report", str(tmp_path / "results.csv"), "--out", str(tmp_path / "rep"))
+    assert code == 0, err
+    text = (tmp_path / "rep" / "README.md").read_text()
+    assert "relu" in text and "tanh" in text
+
+
+def test_interrupted_sweep_leaves_the_old_table(tmp_path, monkeypatch, capsys):
+    assert run(capsys, "sweep", "--targets", "relu", "--bases", "chebyshev", "--degrees", "2",
+               "--methods", "lstsq", "--out", str(tmp_path), "--quiet")[0] == 0
+    before = (tmp_path / "results.csv").read_bytes()
+    calls = []
+
+    def interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    real = sweep.fit_degrees
+    monkeypatch.setattr(sweep, "fit_degrees", interrupted)
+    code, _, err = run(capsys, "sweep", "--targets", "relu", "gelu", "--bases", "chebyshev", "--degrees", "2",
+                       "--methods", "lstsq", "--out", str(tmp_path), "--quiet")
+    assert code == 130 and "no results file was changed" in err
+    assert (tmp_path / "results.csv").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "results.jsonl"]
+
+
+def test_write_is_atomic_when_writing_fails(tmp_path):
+    recs = [{"target": "relu", "basis": "chebyshev", "degree": 1, "method": "lstsq", "max_error": 0.1}]
+    sweep.write_table(recs, tmp_path / "results")
+    before = (tmp_path / "results.jsonl").read_text()
+    with pytest.raises(TypeError):
+        sweep.write_table([{**recs[0], "params": object()}], tmp_path / "results")
+    assert (tmp_path / "results.jsonl").read_text() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -1,0 +1,59 @@
+"""Fitting-engine benchmarks (pytest-benchmark). Budgets are checked as ratios by bench/summarize.py.
+
+`tox -e bench` times them and saves the run; the test suite runs each once, untimed
+(--benchmark-disable), so a broken benchmark fails CI.
+"""
+
+import numpy as np
+import pytest
+
+from slaf_approx.bases import get_basis
+from slaf_approx.fit import fit, solve_lstsq
+from slaf_approx.sweep import DEFAULT_SUITE, sweep
+from slaf_approx.targets import get_target
+
+POINTS = 2000  # sample points for the lstsq comparison
+DEGREE = 20
+
+
+@pytest.fixture(scope="module")
+def samples():
+    x = np.random.default_rng(0).uniform(-3.0, 3.0, POINTS)
+    return x, get_target("gelu")(x)
+
+
+@pytest.mark.benchmark(group="lstsq: ours vs numpy on the same points")
+def test_lstsq_ours(benchmark, samples):
+    x, y = samples
+    basis = get_basis("chebyshev")
+    c, _ = benchmark(lambda: solve_lstsq(basis, x / 3.0, y, DEGREE))
+    ref = np.polynomial.Chebyshev.fit(x, y, DEGREE, domain=[-3, 3]).coef
+    assert np.max(np.abs(c - ref)) <= 1e-12
+    benchmark.extra_info.update(points=POINTS, degree=DEGREE)
+
+
+@pytest.mark.benchmark(group="lstsq: ours vs numpy on the same points")
+def test_lstsq_numpy(benchmark, samples):
+    x, y = samples
+    p = benchmark(lambda: np.polynomial.Chebyshev.fit(x, y, DEGREE, domain=[-3, 3]))
+    assert p.degree() == DEGREE
+    benchmark.extra_info.update(points=POINTS, degree=DEGREE)
+
+
+@pytest.mark.benchmark(group="remez")
+@pytest.mark.parametrize("target", DEFAULT_SUITE["targets"])
+def test_remez_degree_20(benchmark, target):
+    r = benchmark(fit, target, DEGREE, "minimax", "chebyshev", (-3.0, 3.0))
+    assert r.converged and r.levelled_error <= r.max_error
+    benchmark.extra_info.update(iterations=r.iterations, max_error=r.max_error)
+
+
+@pytest.mark.benchmark(group="sweep")
+def test_default_sweep(benchmark):
+    recs = benchmark.pedantic(sweep, args=tuple(DEFAULT_SUITE.values()), kwargs=dict(progress=False),
+                              rounds=1, iterations=1)
+    n = 1
+    for axis in DEFAULT_SUITE.values():
+        n *= len(axis)
+    assert len(recs) == n
+    benchmark.extra_info.update(fits=n)

@@ -697,6 +697,27 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
             md += [f"### {g.target} on {_interval(g.lo, g.hi)}", ""]
             md += [f"- {s}" for s in gradient_findings(g)] + ["", t]
 
+    if all_rows:
+        md += ["## Cost of the fits", "",
+               "Wall-clock seconds per fit as recorded in the table (gradient fits of several degrees train "
+               "together; each row holds its share).", "", cost_table(all_rows)]
+    bench = outdir / "bench" / "fit.md"
+    if bench.is_file():
+        md += ["## Benchmarks", "",
+               "From the last `tox -e bench` run (pytest-benchmark; budgets in `bench/budgets.toml`; "
+               "[full table](bench/fit.md)):", "", bench.read_text().strip(), ""]
+
     readme = outdir / "README.md"
     _atomic_write(readme, ("\n".join(md).rstrip() + "\n").encode("utf-8"))
     return readme
+
+
+def cost_table(rows) -> str:
+    """Markdown: per (method, basis) the number of fits, median and total seconds."""
+    by = {}
+    for r in rows:
+        by.setdefault((r["method"], basis_label(r["basis"], r["variable"])), []).append(r["seconds"])
+    lines = ["| method | basis | fits | median s/fit | total s |", "|---|---|---:|---:|---:|"]
+    for (m, b), s in sorted(by.items(), key=lambda kv: (_order((kv[0][0], "", "", "")), kv[0][1])):
+        lines.append(f"| {m} | {b} | {len(s)} | {fmt(float(np.median(s)))} | {fmt(float(np.sum(s)))} |")
+    return "\n".join(lines) + "\n"

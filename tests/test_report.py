@@ -281,3 +281,17 @@ def test_default_sized_report(tmp_path):
     assert len(rows) == 720
     report.write_report(rows, tmp_path, meta=META)
     assert len(list(tmp_path.glob("*.png"))) == 8
+
+
+def test_cost_table_and_benchmark_section(rows, tmp_path):
+    table = report.cost_table(rows)
+    body = [line for line in table.splitlines()[2:] if line]
+    series = {(r["method"], report.basis_label(r["basis"], r["variable"])) for r in rows}
+    assert len(body) == len(series)
+    lstsq_cheb = [r["seconds"] for r in rows if (r["method"], r["basis"]) == ("lstsq", "chebyshev")]
+    line = next(s for s in body if s.startswith("| lstsq | chebyshev |"))
+    assert f"| {len(lstsq_cheb)} | {report.fmt(float(np.median(lstsq_cheb)))} |" in line
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "fit.md").write_text("| budget | measured |\n|---|---|\n| x | 1 |\n")
+    text = report.write_report(rows, tmp_path, meta=META).read_text()
+    assert "## Cost of the fits" in text and "## Benchmarks" in text and "| x | 1 |" in text

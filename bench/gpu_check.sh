@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# On a machine with an NVIDIA GPU, within 8 minutes (sized for an H200):
+#  1. correctness on CUDA: the SLAF layer's backend checks (tests/test_nn.py with SLAF_TEST_DEVICE=cuda), then
+#     the Triton kernels against the float64 reference (bench/triton_selfcheck.py --quick: all its checks,
+#     bandwidth at one size; the bandwidth sweep is now the benchmarks' job);
+#  2. the kernel benchmarks on CUDA through `slaf-approx bench` (pytest-benchmark, synchronised timing with
+#     warm-up rounds): reference and triton backends, degrees 4, 8, 16, sizes 2^20 2^22 2^24 2^26 2^28,
+#     float32 and bfloat16, beside F.relu/gelu/silu, torch.tanh, the copy roofline, the naive polynomial,
+#     and the (128, 512, 32, 32) layer. Benchmarks left when the time budget runs out are skipped
+#     (--deadline), so the JSON and the report are always written;
+#  3. last, a short table: at 2^28 each backend's GB/s, fraction of the copy and speedup over the naive
+#     polynomial, and the GPU budgets of bench/budgets.toml.
+# Writes into OUTDIR: device.txt, tests.xml, tests.log, selfcheck.log, kernels.json (the pytest-benchmark
+# run), kernels.md with its PNGs, bench.log. For the main report: copy OUTDIR/kernels.json to
+# reports/gpu/kernels.json; `slaf-approx bench` on CPU then includes the GPU section.
+# Usage: bench/gpu_check.sh OUTDIR [--quick]   (--quick: the layer checks, then the budgets' size and degree)
+# SLAF_GPU_CHECK_SECONDS (default 470) is the whole script's budget.
+set -uo pipefail
+out=${1:?usage: bench/gpu_check.sh OUTDIR [--quick]}
+mkdir -p "$out" && out=$(cd "$out" && pwd)
+cd "$(dirname "$0")/.." || exit 2
+export SLAF_TEST_DEVICE=cuda PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+budget=${SLAF_GPU_CHECK_SECONDS:-470}
+python3 -c "import torch; print('device:', torch.cuda.get_device_name(0), 'torch', torch.__version__)" \
+    | tee "$out/device.txt"
+python3 -m pytest tests/test_nn.py -q -p no:cacheprovider \
+    -k "all_there or against_float64 or reproducible or saves_only or compile or nan_and_inf" \
+    --junitxml="$out/tests.xml" 2>&1 | tee "$out/tests.log"
+status=${PIPESTATUS[0]}
+if [ "${2:-}" != --quick ]; then
+    python3 bench/triton_selfcheck.py --quick 2>&1 | tee "$out/selfcheck.log"
+    status=$((status || PIPESTATUS[0]))
+    matrix=(--sizes 2^20 2^22 2^24 2^26 2^28 --degrees 4 8 16)
+else
+    matrix=(--quick)
+fi
+# what is left of the budget, less ~40 s for starting pytest, the report and the summary
+left=$((budget - SECONDS - 40))
+[ "$left" -lt 60 ] && left=60
+echo "gpu_check: ${SECONDS} s so far; benchmarks get ${left} s"
+python3 -m slaf_approx.cli bench --device cuda --dtype float32 bfloat16 "${matrix[@]}" --deadline "$left" \
+    --out "$out" --json "$out/kernels.json" 2>&1 | tee "$out/bench.log"
+status=$((status || PIPESTATUS[0]))
+echo "gpu_check: ${SECONDS} s in all, exit status ${status}" > "$out/elapsed.txt"
+exit "$status"

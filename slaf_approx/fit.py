@@ -1,5 +1,9 @@
 """Fit an SLAF basis expansion to a target: least squares, minimax (Remez) or gradient descent.
 
+The rational methods ("rational": least squares, "rational-minimax": best uniform, see
+:mod:`slaf_approx.rational`) fit P/D of type (m, n) = :func:`~slaf_approx.rational.rational_type`(degree),
+m = ceil(degree/2), n = floor(degree/2): as many free parameters as a degree-`degree` polynomial.
+
 ``fit(target, degree, method=..., basis=..., interval=...)`` is the one entry point; it validates its
 inputs once, runs the method, measures the result's errors exactly (``norms``) and returns a
 :class:`FitRecord` holding the coefficients together with the basis, variable and interval they belong to.
@@ -16,10 +20,14 @@ import numpy as np
 
 from . import norms
 from .bases import Basis, SlafPolynomial, check_degree, check_interval, check_variable, from_mapped, get_basis
+from .rational import FORMS, RationalFunction, fit_rational_lstsq, fit_rational_minimax, rational_type
 from .remez import remez
 from .targets import Target, get_target
 
 METHODS = ("lstsq", "minimax", "gradient")
+#: rational P/D methods; a record's degree is the polynomial-equivalent degree m + n (equal parameter count)
+RATIONAL_METHODS = ("rational", "rational-minimax")
+ALL_METHODS = METHODS + RATIONAL_METHODS
 OPTIMIZERS = ("adam", "lbfgs")
 EPS = np.finfo(float).eps
 #: a fit whose (column-scaled) design matrix is worse conditioned than this keeps fewer than half of
@@ -56,9 +64,18 @@ class FitRecord:
     max_error_at: float = math.nan
     gap: float = math.nan  # gradient: (loss - optimal loss) / optimal loss on the training points
     history: list[float] = field(default_factory=list)
+    denominator: list[float] = field(default_factory=list)  # rational: q_1..q_n (coefficients = numerator)
+    form: str = ""  # rational: "pau" or "standard" (see slaf_approx.rational); "" for a polynomial
 
     def polynomial(self) -> SlafPolynomial:
+        if self.form:
+            raise ValueError(f"this is a rational fit ({self.method}); use .rational()")
         return SlafPolynomial(self.basis, tuple(self.coefficients), (self.lo, self.hi), self.variable)
+
+    def rational(self) -> RationalFunction:
+        """The fitted P/D (a polynomial record gives D = 1 in the standard form)."""
+        return RationalFunction(tuple(self.coefficients), tuple(self.denominator), (self.lo, self.hi),
+                                self.variable, self.form or "standard", self.basis)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -245,9 +262,9 @@ def _record(tg, b, variable, lo, hi, degree, method, weight, points, out) -> Fit
 
 def fit_degrees(target: Target | str, degrees, method: str = "lstsq", basis: str = "chebyshev",
                 interval=(-3.0, 3.0), *, variable: str | None = None, params: dict | None = None,
-                weight: str = "uniform", points=None, rtol: float = 1e-9, maxiter: int = 60,
+                weight: str = "uniform", points=None, rtol: float | None = None, maxiter: int = 60,
                 steps: int = 2000, lr: float = 0.05, optimizer: str = "adam", seed: int = 0,
-                npoints: int = 1024) -> list[FitRecord]:
+                npoints: int = 1024, form: str | None = None) -> list[FitRecord]:
     """:func:`fit` for several degrees at once (gradient fits train together; `seconds` is shared out)."""
     t0 = time.perf_counter()
     b = get_basis(basis)
@@ -257,10 +274,15 @@ def fit_degrees(target: Target | str, degrees, method: str = "lstsq", basis: str
     if not degrees:
         raise ValueError("degrees must hold at least one degree")
     lo, hi = check_interval(interval)
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; allowed: {', '.join(METHODS)}")
+    if method not in ALL_METHODS:
+        raise ValueError(f"unknown method {method!r}; allowed: {', '.join(ALL_METHODS)}")
     parse_weight(weight)
     tg = resolve_target(target, params)
+    if method in RATIONAL_METHODS:
+        return _rational_fits(tg, b, variable, lo, hi, degrees, method, weight, points, form, rtol, maxiter)
+    if form is not None:
+        raise ValueError(f"form is an option of the rational methods ({', '.join(RATIONAL_METHODS)})")
+    rtol = 1e-9 if rtol is None else rtol
     if method == "lstsq":
         outs = [_lstsq(tg, b, variable, lo, hi, d, weight, points) for d in degrees]
     elif method == "minimax":
@@ -277,6 +299,38 @@ def fit_degrees(target: Target | str, degrees, method: str = "lstsq", basis: str
     return records
 
 
+def _rational_fits(tg, b, variable, lo, hi, degrees, method, weight, points, form, rtol, maxiter):
+    """Rational fits of type rational_type(d) for each degree d, as FitRecords (degree = m + n)."""
+    if points is not None:
+        raise ValueError("rational fits take no points (they fit on the whole interval)")
+    form = form or ("pau" if method == "rational" else "standard")
+    if form not in FORMS:
+        raise ValueError(f"unknown rational form {form!r}; allowed: {', '.join(FORMS)}")
+    records, prev = [], None
+    for d in degrees:
+        t0 = time.perf_counter()
+        m, n = rational_type(d)
+        if method == "rational":  # the previous degree's fit is one of the starts (continuation)
+            wf = None if weight == "uniform" else (lambda x: _weights(weight, x))
+            r = fit_rational_lstsq(tg, m, n, (lo, hi), form, basis=b.name, variable=variable, weight=wf,
+                                   start=prev)
+            prev = r.function
+        else:
+            if weight != "uniform":
+                raise ValueError("rational-minimax fits take no weight (uniform on the interval)")
+            r = fit_rational_minimax(tg, m, n, (lo, hi), form, basis=b.name, variable=variable,
+                                     rtol=1e-6 if rtol is None else rtol, maxiter=maxiter)
+        fn = r.function
+        records.append(FitRecord(
+            target=tg.name, basis=fn.basis, variable=fn.variable, degree=d, lo=lo, hi=hi, method=method,
+            coefficients=list(fn.numerator), max_error=r.max_error, rms_error=r.rms_error,
+            levelled_error=r.levelled_error, iterations=r.iterations, converged=r.converged, note=r.note,
+            seconds=time.perf_counter() - t0, weight=weight, params=dict(tg.params),
+            max_error_at=r.max_error_at, history=list(r.history), denominator=list(fn.denominator),
+            form=fn.form))
+    return records
+
+
 def fit(target: Target | str, degree: int, method: str = "lstsq", basis: str = "chebyshev",
         interval=(-3.0, 3.0), **options) -> FitRecord:
     """Fit `target` by a degree-`degree` expansion in `basis` on `interval` with `method`.
@@ -286,12 +340,15 @@ def fit(target: Target | str, degree: int, method: str = "lstsq", basis: str = "
         degree: 0 ... 64.
         method: "lstsq" (best L2 with uniform or `weight`ed measure; discrete on `points` if given),
             "minimax" (Remez; `rtol` is the certificate's relative gap), "gradient" (torch `optimizer`
-            for `steps` on `npoints` uniform samples, seeded by `seed`).
+            for `steps` on `npoints` uniform samples, seeded by `seed`); "rational" (best L2 rational
+            P/D, `form` "pau" by default) and "rational-minimax" (best uniform rational with its
+            certificate, `rtol` default 1e-6, `form` "standard" by default), both of type
+            (ceil(degree/2), floor(degree/2)): numerator in `coefficients`, q_1..q_n in `denominator`.
         basis: "power", "chebyshev", "legendre" or "hermite".
         interval: (lo, hi), finite, lo < hi.
         options: variable ("mapped" = t in [-1, 1]; power basis also "raw" = x itself, the paper's form
             and the power basis' default), params (target parameters, e.g. {"beta": 2}), weight
             ("uniform", "normal", "normal:SIGMA"), points, rtol, maxiter, steps, lr, optimizer, seed,
-            npoints.
+            npoints, form (rational methods: "pau" or "standard").
     """
     return fit_degrees(target, [degree], method, basis, interval, **options)[0]

@@ -7,7 +7,9 @@ displayed and nothing stays registered after a figure is saved.
 
 Rows are grouped per (target, interval, target parameters): one section, one error figure and one overlay
 figure each. Within a group a *series* is one (method, basis, variable, weight); where a series has several
-rows for the same degree, the last one wins.
+rows for the same degree, the last one wins. Rational rows (a ``form``) are series of their own, method
+"rational (pau)" etc., plotted and tabulated at their polynomial-equivalent degree m + n (equal parameter
+count); methods the report does not know are shown with default styles.
 """
 
 from __future__ import annotations
@@ -35,10 +37,16 @@ STALL_GAP = 0.1
 #: errors below this are at the float64 rounding floor and say nothing about convergence rates
 ROUNDOFF = 1e-12
 
-METHOD_ORDER = ("lstsq", "minimax", "gradient")
+METHOD_ORDER = ("lstsq", "minimax", "gradient", "rational", "rational-minimax")
 BASIS_ORDER = ("chebyshev", "legendre", "power", "hermite")
-METHOD_COLOURS = {"lstsq": "tab:blue", "minimax": "tab:red", "gradient": "tab:green"}
-METHOD_Z = {"lstsq": 3, "minimax": 4, "gradient": 2}
+METHOD_COLOURS = {"lstsq": "tab:blue", "minimax": "tab:red", "gradient": "tab:green",
+                  "rational": "tab:purple", "rational-minimax": "tab:orange"}
+METHOD_Z = {"lstsq": 3, "minimax": 4, "gradient": 2, "rational": 3, "rational-minimax": 4}
+#: how a method is named in labels, where that differs from its name
+METHOD_LABELS = {"rational": "rational-lstsq"}
+#: the max error of the (5, 4) GELU coefficients on [-3, 3] published with the Padé activation unit package
+#: (Molina et al., ICLR 2020), as quoted in our issue; we compare against the number only.
+PAU_GELU_54_MAX_ERROR = 4.1e-3
 BASIS_STYLES = {  # marker, linestyle, marker size
     "chebyshev": ("o", "-", 5.5),
     "legendre": ("x", "-.", 6.0),
@@ -110,9 +118,20 @@ def _group(rows, target: str, interval=None, params: Mapping | None = None) -> G
 SeriesKey = tuple[str, str, str, str]  # method, basis, variable, weight
 
 
+def _method_key(r: Mapping) -> str:
+    """The series' method: the row's method, plus its form for a rational row ("rational (pau)")."""
+    form = r.get("form") or ""
+    return f"{r['method']} ({form})" if form else r["method"]
+
+
+def _base(m: str) -> str:
+    """The method name of a series' method key ("rational (pau)" -> "rational")."""
+    return m.split(" (")[0]
+
+
 def _order(key: SeriesKey) -> tuple:
     m, b, v, w = key
-    mi = METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER)
+    mi = METHOD_ORDER.index(_base(m)) if _base(m) in METHOD_ORDER else len(METHOD_ORDER)
     bi = BASIS_ORDER.index(b) if b in BASIS_ORDER else len(BASIS_ORDER)
     return (mi, m, bi, b, v != "raw", v, w != "uniform", w)
 
@@ -122,7 +141,7 @@ def series(group: Group, method: str | None = None) -> dict[SeriesKey, dict[int,
     out: dict[SeriesKey, dict[int, dict]] = {}
     for r in group.rows:
         if method is None or r["method"] == method:
-            out.setdefault((r["method"], r["basis"], r["variable"], r["weight"]), {})[r["degree"]] = r
+            out.setdefault((_method_key(r), r["basis"], r["variable"], r["weight"]), {})[r["degree"]] = r
     return {k: dict(sorted(out[k].items())) for k in sorted(out, key=_order)}
 
 
@@ -134,7 +153,8 @@ def basis_label(basis: str, variable: str, weight: str = "uniform") -> str:
 
 def series_label(key: SeriesKey) -> str:
     m, b, v, w = key
-    return f"{m}/{basis_label(b, v, w)}"
+    base = _base(m)
+    return f"{METHOD_LABELS.get(base, base)}{m[len(base):]}/{basis_label(b, v, w)}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,6 +315,65 @@ def gradient_table(rows, target: str, interval=None, *, params: Mapping | None =
     return _markdown(header, body)
 
 
+def _is_rational(r: Mapping) -> bool:
+    return bool(r.get("form"))
+
+
+def _poly_minimax(g: Group) -> dict[int, dict]:
+    """The group's polynomial minimax series (chebyshev basis preferred), {} if none."""
+    cands = [(k, s) for k, s in series(g, "minimax").items() if k[3] == "uniform"]
+    return ([s for k, s in cands if k[1] == "chebyshev"] or [s for _, s in cands] or [{}])[0]
+
+
+def rational_table(rows, target: str | None = None) -> str:
+    """Markdown: the rational fits beside the polynomial minimax at the same parameter count.
+
+    One line per (target, interval, rational series, degree in :func:`table_degrees` plus every degree that
+    did not converge): type (m, n), max and rms error, the certificate h and (E - h)/E (rational-minimax),
+    the polynomial minimax max error at degree m + n and the ratio poly / rational. '' without rational rows.
+    """
+    header = ["target", "interval", "n", "type (m, n)", "method", "max E", "rms", "levelled h", "(E−h)/E",
+              "poly minimax E_n", "poly / rational", "converged", "note"]
+    body = []
+    for g in groups(rows):
+        if target is not None and g.target != target:
+            continue
+        poly = _poly_minimax(g)
+        for key, s in series(g).items():
+            if not any(_is_rational(r) for r in s.values()):
+                continue
+            flagged = {d for d, r in s.items() if not r["converged"]}
+            for d in sorted(set(table_degrees(s)) | flagged):
+                r = s[d]
+                mn = (len(r["coefficients"]) - 1, len(r.get("denominator") or ()))
+                p = poly.get(d, {}).get("max_error", math.nan)
+                ratio = p / r["max_error"] if r["max_error"] > 0 and math.isfinite(p) else math.nan
+                body.append([g.target, _interval(g.lo, g.hi), str(d), f"({mn[0]}, {mn[1]})",
+                             series_label(key), fmt(r["max_error"]), fmt(r["rms_error"]),
+                             fmt(r["levelled_error"]), fmt(_rel_gap(r)), fmt(p), fmt(ratio),
+                             "yes" if r["converged"] else "**no**", _cell(r["note"])])
+    return _markdown(header, body) if body else ""
+
+
+def pau_reference(rows) -> str:
+    """A line setting our GELU (5, 4) rational fits on [-3, 3] against PAU's published 4.1e-3; '' if none."""
+    found = []
+    for g in groups(rows):
+        if (g.target, g.lo, g.hi) != ("gelu", -3.0, 3.0):
+            continue
+        for key, s in series(g).items():
+            r = s.get(9)
+            if r is not None and _is_rational(r) and len(r["coefficients"]) == 6 \
+                    and len(r.get("denominator") or ()) == 4:
+                found.append(f"{series_label(key)} {fmt(r['max_error'])} "
+                             f"({fmt(PAU_GELU_54_MAX_ERROR / r['max_error'])}× smaller)")
+    if not found:
+        return ""
+    return (f"GELU, type (5, 4) on [-3, 3]: the coefficients published with the Padé activation unit package "
+            f"(Molina et al., ICLR 2020) have max error {PAU_GELU_54_MAX_ERROR:g}; here: " + "; ".join(found)
+            + ".")
+
+
 # --------------------------------------------------------------------------------------------
 # Findings: what the data shows, in words
 # --------------------------------------------------------------------------------------------
@@ -329,6 +408,19 @@ def findings(group: Group) -> list[str]:
     if parts:
         out.append("Minimax max error ≤ lstsq max error at: " + "; ".join(parts) + " degrees."
                    + (f" Median lstsq/minimax max-error ratio: {np.median(ratios):.3g}." if ratios else ""))
+
+    # rational against polynomial minimax at equal parameter count
+    poly = _poly_minimax(group)
+    for key, s in ss.items():
+        common = [d for d, r in s.items() if _is_rational(r) and d in poly and d >= 2
+                  and math.isfinite(r["max_error"]) and math.isfinite(poly[d]["max_error"])
+                  and poly[d]["max_error"] > ROUNDOFF]
+        if common:
+            better = [d for d in common if s[d]["max_error"] < poly[d]["max_error"]]
+            d = common[-1]
+            out.append(f"{series_label(key)} (type (⌈n/2⌉, ⌊n/2⌋), as many parameters as degree n) has a "
+                       f"smaller max error than the polynomial minimax at {len(better)} of {len(common)} "
+                       f"degrees; at n = {d}: {fmt(s[d]['max_error'])} against {fmt(poly[d]['max_error'])}.")
 
     # Jackson's bound
     if tg is not None and math.isfinite(getattr(tg, "lipschitz", math.nan)):
@@ -437,7 +529,8 @@ def error_figure(rows, target: str, interval=None, *, params: Mapping | None = N
     for key, s in ss.items():
         m, b, _, _ = key
         marker, ls, ms = BASIS_STYLES.get(b, ("o", "-", 5.0))
-        style = dict(color=METHOD_COLOURS.get(m), zorder=METHOD_Z.get(m, 2), marker=marker, linestyle=ls,
+        style = dict(color=METHOD_COLOURS.get(_base(m)), zorder=METHOD_Z.get(_base(m), 2), marker=marker,
+                     linestyle=ls,
                      markersize=ms, linewidth=1.3, markerfacecolor="none" if b == "power" else None,
                      alpha=0.9)
         x, y = _positive(list(s), [r["max_error"] for r in s.values()])
@@ -457,9 +550,10 @@ def error_figure(rows, target: str, interval=None, *, params: Mapping | None = N
         highs += list(y[:1])
     if lows:
         ax_max.set_ylim(min(lows) / 4, max(highs) * 3)
+    rational = any(_base(k[0]) != k[0] for k in ss)
     for ax, what in ((ax_max, "max |f − p|"), (ax_rms, "rms error")):
         ax.set_yscale("log")
-        ax.set_xlabel("degree n")
+        ax.set_xlabel("degree n (rational P/Q: m + n, equal parameter count)" if rational else "degree n")
         ax.set_ylabel(what)
         ax.grid(True, which="major", alpha=0.35)
         ax.grid(True, which="minor", alpha=0.12)
@@ -471,6 +565,17 @@ def error_figure(rows, target: str, interval=None, *, params: Mapping | None = N
     if handles:
         fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
     return fig
+
+
+def approximant(r: Mapping):
+    """The fitted function of a row: a SlafPolynomial, or a RationalFunction for a rational row."""
+    from .bases import SlafPolynomial
+    from .rational import RationalFunction
+
+    if r.get("form"):
+        return RationalFunction(tuple(r["coefficients"]), tuple(r.get("denominator") or ()),
+                                (r["lo"], r["hi"]), r["variable"], r["form"], r["basis"])
+    return SlafPolynomial(r["basis"], tuple(r["coefficients"]), (r["lo"], r["hi"]), r["variable"])
 
 
 def _pick_overlay(g: Group, degree: int) -> tuple[int, dict[str, dict]]:
@@ -494,8 +599,6 @@ def overlay_figure(rows, target: str, degree: int = 8, interval=None, *,
                    params: Mapping | None = None) -> Figure:
     """The target and each method's fit at the degree closest to `degree` (top; 10% beyond the interval on
     each side, shaded), and the signed error f − p on [lo, hi] (bottom)."""
-    from .bases import SlafPolynomial
-
     g = _group(rows, target, interval, params)
     tg = _target(g)
     if tg is None:
@@ -516,15 +619,15 @@ def overlay_figure(rows, target: str, degree: int = 8, interval=None, *,
         ax.grid(True, alpha=0.3)
     top.plot(x, f, color="black", linewidth=2.4, label=getattr(tg, "title", target), zorder=2)
     for m, r in chosen.items():
-        p = SlafPolynomial(r["basis"], tuple(r["coefficients"]), (r["lo"], r["hi"]), r["variable"])
+        p = approximant(r)
         with np.errstate(all="ignore"):
             y = np.asarray(p(x), dtype=float)
-        label = f"{m}/{basis_label(r['basis'], r['variable'])}: max err {fmt(r['max_error'])}"
-        colour = METHOD_COLOURS.get(m)
-        z = METHOD_Z.get(m, 2) + 1
+        label = f"{series_label((m, r['basis'], r['variable'], 'uniform'))}: max err {fmt(r['max_error'])}"
+        colour = METHOD_COLOURS.get(_base(m))
+        z = METHOD_Z.get(_base(m), 2) + 1
         top.plot(x, y, color=colour, linewidth=1.3, label=label, zorder=z)
         bottom.plot(x[inside], (f - y)[inside], color=colour, linewidth=1.2, label=m, zorder=z)
-        if m == "minimax" and math.isfinite(r["max_error"]):
+        if _base(m) in ("minimax", "rational-minimax") and math.isfinite(r["max_error"]):
             for s in (-1, 1):
                 bottom.axhline(s * r["max_error"], color=colour, linewidth=0.8, linestyle=":")
     finite = f[np.isfinite(f)]
@@ -684,6 +787,16 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
             text += (f" Largest (E−h)/E: {fmt(gmax)} ({r['target']}, "
                      f"{basis_label(r['basis'], r['variable'])}, n = {r['degree']}).")
         md += [text, "", cert]
+
+    rat = rational_table(all_rows)
+    if rat:
+        ref = pau_reference(all_rows)
+        md += ["## Rational approximants", "",
+               "P/Q of type (m, n) = (⌈n/2⌉, ⌊n/2⌋) has m + 1 + n = n + 1 parameters, as many as a degree-n "
+               "polynomial, and is shown at degree n. Form pau: Q = 1 + |q₁v + … + qₙvⁿ| (Padé activation "
+               "units, Molina et al., ICLR 2020); standard: Q = 1 + q₁v + … + qₙvⁿ. rational-minimax rows "
+               "carry de la Vallée Poussin's certificate h ≤ E_mn(f) ≤ E.", ""]
+        md += ([ref, ""] if ref else []) + [rat]
 
     grad = [(g, gradient_table(g, g.target)) for g in gs]
     grad = [(g, t) for g, t in grad if t]

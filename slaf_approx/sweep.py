@@ -18,11 +18,19 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .bases import check_degree, check_interval, get_basis
-from .fit import METHODS, ConditioningWarning, FitRecord, fit_degrees, resolve_target
+from .fit import (
+    ALL_METHODS,
+    METHODS,
+    RATIONAL_METHODS,
+    ConditioningWarning,
+    FitRecord,
+    fit_degrees,
+    resolve_target,
+)
 
 #: CSV columns: every record field but the (long) gradient history, which stays in the JSON Lines file
 CSV_FIELDS = [f for f in FitRecord.__dataclass_fields__ if f != "history"]
-JSON_FIELDS = ("coefficients", "params")
+JSON_FIELDS = ("coefficients", "params", "denominator")
 
 DEFAULT_SUITE = dict(
     targets=("relu", "gelu", "swish", "tanh"),
@@ -31,6 +39,8 @@ DEFAULT_SUITE = dict(
     methods=METHODS,
     intervals=((-3.0, 3.0),),
 )
+#: rational P/D beside the polynomials at equal parameter count, in PAU's convention (powers of the raw x)
+RATIONAL_SUITE = dict(DEFAULT_SUITE, bases=("power",), methods=RATIONAL_METHODS)
 
 
 def parse_basis(spec: str) -> tuple[str, str | None]:
@@ -50,8 +60,8 @@ def plan(targets: Sequence[str], bases: Sequence[str], degrees: Iterable[int], m
     bs = [parse_basis(b) for b in bases]
     ds = [check_degree(d) for d in degrees]
     for m in methods:
-        if m not in METHODS:
-            raise ValueError(f"unknown method {m!r}; allowed: {', '.join(METHODS)}")
+        if m not in ALL_METHODS:
+            raise ValueError(f"unknown method {m!r}; allowed: {', '.join(ALL_METHODS)}")
     ivs = [check_interval(iv) for iv in intervals]
     if not (tgs and bs and ds and methods and ivs):
         raise ValueError("a sweep needs at least one target, basis, degree, method and interval")
@@ -120,7 +130,7 @@ def write_table(records: Sequence[FitRecord | dict], stem: str | Path) -> tuple[
 _INT = ("degree", "iterations")
 _FLOAT = ("lo", "hi", "max_error", "rms_error", "levelled_error", "seconds", "condition_number",
           "max_error_at", "gap")
-_JSON = {"coefficients": list, "params": dict, "history": list}
+_JSON = {"coefficients": list, "params": dict, "history": list, "denominator": list}
 
 
 def _float(v) -> float:
@@ -144,8 +154,9 @@ def normalise_row(row) -> dict:
     """A copy of one results row with its types restored.
 
     Accepts a dict from memory (e.g. ``FitRecord.to_dict()``), a FitRecord itself, or a row of strings from
-    ``csv.DictReader`` (``coefficients``, ``params`` and ``history`` JSON-encoded; empty cells and JSON
-    nulls read as nan). Numbers become int/float, ``converged`` a bool; unknown keys are kept as they are.
+    ``csv.DictReader`` (``coefficients``, ``denominator``, ``params`` and ``history`` JSON-encoded; empty
+    cells and JSON nulls read as nan). Numbers become int/float, ``converged`` a bool; unknown keys are kept
+    as they are. ``denominator`` and ``form`` (rational fits) are kept when present: read them with .get.
     """
     r = dict(row.to_dict() if hasattr(row, "to_dict") else row)
     for k, kind in _JSON.items():
@@ -154,9 +165,11 @@ def normalise_row(row) -> dict:
             v = json.loads(v) if v.strip() else kind()
         if v is None:
             v = kind()
-        if k in r or k != "history":
+        if k in r or k not in ("history", "denominator"):
             r[k] = kind(v)
     r["coefficients"] = [_float(c) for c in r["coefficients"]]
+    if "denominator" in r:
+        r["denominator"] = [_float(c) for c in r["denominator"]]
     for k in _INT:
         if k in r:
             r[k] = int(float(r[k])) if isinstance(r[k], str) else int(r[k])
@@ -164,7 +177,7 @@ def normalise_row(row) -> dict:
         if k in r:
             r[k] = _float(r[k])
     r["converged"] = _bool(r.get("converged", True))
-    for k in ("target", "basis", "variable", "method", "note", "weight"):
+    for k in ("target", "basis", "variable", "method", "note", "weight", "form"):
         if k in r:
             r[k] = "" if r[k] is None else str(r[k])
     r.setdefault("variable", "mapped")

@@ -1,4 +1,4 @@
-"""The `slaf-approx` command: targets, fit, sweep, report, run.
+"""The `slaf-approx` command: targets, fit, sweep, report, expand, paper, run.
 
 Bad input ends with one line on stderr and exit code 2, never a traceback.
 """
@@ -84,9 +84,10 @@ def cmd_targets(args) -> int:
 def cmd_fit(args) -> int:
     from .fit import fit
 
+    extra = {"form": args.form} if args.form else {}
     rec = fit(args.target, args.degree, args.method, args.basis, args.interval, variable=args.variable,
               params=_params(args.param), weight=args.weight, steps=args.steps, optimizer=args.optimizer,
-              seed=args.seed)
+              seed=args.seed, **extra)
     if args.json:
         d = rec.to_dict()
         print(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
@@ -96,6 +97,9 @@ def cmd_fit(args) -> int:
               "levelled_error", "iterations", "converged", "note", "condition_number", "seconds"):
         print(f"{k:>16}: {_fmt(getattr(rec, k))}")
     print(f"{'coefficients':>16}: " + " ".join(f"{c:.17g}" for c in rec.coefficients))
+    if rec.form:
+        print(f"{'denominator':>16}: " + " ".join(f"{c:.17g}" for c in rec.denominator))
+        print(f"{'form':>16}: {rec.form}")
     return 0
 
 
@@ -116,11 +120,14 @@ def _ncpu() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def _sweep_and_write(targets, bases, degrees, methods, intervals, out: Path, progress: bool, steps: int):
+def _sweep_and_write(targets, bases, degrees, methods, intervals, out: Path, progress: bool, steps: int,
+                     also: dict | None = None):
     from .sweep import sweep, write_table
 
     t0 = time.perf_counter()
     recs = sweep(targets, bases, degrees, methods, intervals, progress=progress, steps=steps)
+    if also:  # a second suite into the same table (the rational fits of `run`)
+        recs += sweep(*also.values(), progress=progress)
     seconds = time.perf_counter() - t0
     csv_path, jsonl_path = write_table(recs, out / "results")
     print(f"{len(recs)} fits in {seconds:.1f} s -> {csv_path}, {jsonl_path}", file=sys.stderr)
@@ -147,19 +154,159 @@ def cmd_report(args) -> int:
 
 def cmd_run(args) -> int:
     from .report import write_report
-    from .sweep import DEFAULT_SUITE
+    from .sweep import DEFAULT_SUITE, RATIONAL_SUITE
 
     out = Path(args.out)
-    recs, seconds = _sweep_and_write(*DEFAULT_SUITE.values(), out, not args.quiet, args.steps)
+    recs, seconds = _sweep_and_write(*DEFAULT_SUITE.values(), out, not args.quiet, args.steps,
+                                     also=RATIONAL_SUITE)
     path = write_report([r.to_dict() for r in recs], out, overlay_degree=8,
                         meta=_meta("slaf-approx run", seconds))
     print(f"report -> {path}", file=sys.stderr)
     return 0
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def cmd_expand(args) -> int:
+    import numpy as np
+
+    from .expand import expand, expansion_size, max_relative_error, monomial_name, random_network
+
+    net = random_network(args.inputs, args.widths, args.degree, args.basis, seed=args.seed)
+    if not args.json:
+        size = expansion_size(net)
+        print(f"predicted: {size.n_inputs} inputs, total degree {size.degree}, up to {size.terms} terms "
+              f"(max_terms = {args.max_terms})", flush=True)
+    (poly,) = expand(net, max_terms=args.max_terms)
+    X = np.random.default_rng(args.seed).uniform(-1.0, 1.0, (100, args.inputs))
+    err = max_relative_error([poly], net, X)
+    if args.json:
+        print(json.dumps(poly.to_dict() | {"max_relative_error": err}))
+        return 0
+    print(f"total degree: {poly.degree}")
+    print(f"monomials: {len(poly)} of at most C({args.inputs} + {poly.degree}, {poly.degree}) = {poly.bound}")
+    print(f"max relative error on 100 random inputs: {err:.3g}")
+    print("largest terms:")
+    for e, c in sorted(poly.terms.items(), key=lambda t: -abs(t[1]))[:args.top]:
+        print(f"  {c:+.6e}  {monomial_name(e)}")
+    return 0
+
+
+def cmd_paper(args) -> int:
+    from .paper import DEGREES, run_paper
+
+    t0 = time.perf_counter()
+    path = run_paper(args.tasks, args.seeds, args.out, args.quick, degrees=args.degrees or DEGREES,
+                     progress=None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True)))
+    print(f"{time.perf_counter() - t0:.1f} s; report -> {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_coefficients(args) -> int:
+    from .coefstore import load, write_default
+
+    if args.write:
+        write_default(args.file)
+    entries = load(args.file)
+    for e in entries:
+        kind = f"({e['type'][0]}, {e['type'][1]}) {e['form']}" if e["kind"] == "rational" else \
+            f"degree {e['degree']}"
+        print(f"{e['name']:<40} {kind:<18} {e['basis']}({e['variable']}) on [{e['interval'][0]:g}, "
+              f"{e['interval'][1]:g}]  max error {e['max_error']:.4g}")
+    print(f"{len(entries)} entries checked (re-evaluated against their targets)", file=sys.stderr)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    """Time the benchmark suite with pytest-benchmark, then write reports/kernels.md and check the budgets
+    (and, with --check, the last saved run of this host and device)."""
+    import os
+    import subprocess
+
+    try:
+        from . import benchmarks as kb
+
+        kb.parse_compare_fail(args.compare_fail)
+    except ImportError as exc:
+        raise UsageError(f"slaf-approx bench needs pytest-benchmark and torch ({exc}); "
+                         "pip install 'slaf-approx[test]'") from None
+    out = Path(args.out)
+    if args.report_only:
+        budgets = kb.load_budgets(args.budgets)
+        return _bench_finish(args, kb, [(p, kb.load_run(p)) for p in args.report_only], budgets, out)
+    settings = kb.bench_settings(args.device, args.dtype, args.sizes, args.backends, args.degrees,
+                                 rounds=args.rounds, warmup=args.warmup, quick=args.quick)
+    root = Path.cwd()
+    if not (root / "bench" / "test_bench_kernels.py").is_file():
+        raise UsageError(f"bench/test_bench_kernels.py not found under {root}: run slaf-approx bench from "
+                         "the repository root")
+    budgets = kb.load_budgets(args.budgets)
+    json_path = Path(args.json) if args.json else out / "bench" / f"run-{settings.device}.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = json_path.with_name(f".{json_path.name}.partial")
+    cmd = kb.pytest_command(root, settings, tmp.resolve(), check=args.check, compare_fail=args.compare_fail,
+                            quick=args.quick, python=sys.executable, deadline=args.deadline,
+                            fit=not args.kernels_only, extra=args.pytest_args)
+    previous = kb.load_run(cmd.compared) if cmd.compared else None
+    for note in cmd.notes:
+        print(f"slaf-approx bench: {note}", file=sys.stderr)
+    print("slaf-approx bench: " + " ".join(cmd.argv[1:]), file=sys.stderr, flush=True)
+    rc = subprocess.run(cmd.argv, cwd=root).returncode
+    if not tmp.is_file():
+        print(f"slaf-approx bench: pytest exited with status {rc} and wrote no benchmark JSON",
+              file=sys.stderr)
+        return rc or 1
+    os.replace(tmp, json_path)
+    runs = [(str(json_path), kb.load_run(json_path))]
+    gpu = out / "gpu" / "kernels.json"
+    if settings.device == "cpu" and gpu.is_file():
+        runs.append((str(gpu), kb.load_run(gpu)))
+    comparison, regressed = None, False
+    if previous is not None:
+        rows = kb.compare_runs(runs[0][1], previous, args.compare_fail)
+        regressed = any(r.failed for r in rows)
+        comparison = kb.compare_table(rows, args.compare_fail, str(cmd.compared))
+    code = _bench_finish(args, kb, runs, budgets, out, comparison, regressed)
+    if rc != 0:
+        print(f"slaf-approx bench: pytest exited with status {rc} (a benchmark failed or got slower than "
+              f"--compare-fail {args.compare_fail})", file=sys.stderr)
+        return 1
+    return code
+
+
+def _bench_finish(args, kb, runs, budgets, out: Path, comparison: str | None = None,
+                  regressed: bool = False) -> int:
+    recs = [r for _, run in runs for r in kb.records(run)]
+    results = kb.check_budgets(recs, budgets)
+    path = kb.write_kernel_report(runs, out, results, budgets_source=str(args.budgets), comparison=comparison)
+    fit_runs = [run for _, run in runs if any(r.get("op") is None for r in kb.records(run))]
+    if fit_runs:
+        kb.write_text(out / "bench" / "fit.md", kb.fit_markdown(fit_runs[0], results))
+    print(kb.budget_table(results))
+    if comparison:
+        print(comparison)
+    print(f"report -> {path}", file=sys.stderr)
+    measured = [r for r in results if r.status != "not measured"]
+    for i, (_, run) in enumerate(runs):
+        print(kb.short_summary(run, measured if i == len(runs) - 1 else ()))
+    failed = [r.budget.name for r in results if r.failed]
+    if failed:
+        print(f"slaf-approx bench: budgets broken: {', '.join(failed)}", file=sys.stderr)
+    return 1 if args.check and (failed or regressed) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .bases import BASES, VARIABLES
-    from .fit import METHODS, OPTIMIZERS
+    from .fit import ALL_METHODS, METHODS, OPTIMIZERS
+    from .rational import FORMS
 
     p = _Parser(prog="slaf-approx", description="Approximation benchmarks for self-learnable activations.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -169,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fit", help="fit one target")
     f.add_argument("target")
     f.add_argument("--degree", "-n", type=_degree, required=True)
-    f.add_argument("--method", choices=METHODS, default="lstsq")
+    f.add_argument("--method", choices=ALL_METHODS, default="lstsq")
     f.add_argument("--basis", choices=list(BASES), default="chebyshev")
     f.add_argument("--variable", choices=VARIABLES, default=None,
                    help="power basis: raw x (default, the paper's form) or mapped t")
@@ -179,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     f.add_argument("--steps", type=int, default=2000)
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--form", choices=FORMS, default=None,
+                   help="rational methods: pau (rational's default) or standard (rational-minimax's default)")
     f.add_argument("--json", action="store_true", help="print one JSON object")
     f.set_defaults(func=cmd_fit)
 
@@ -187,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bases", nargs="+", default=["power", "chebyshev", "legendre"],
                    help="basis names; power:mapped fits powers of the mapped variable")
     s.add_argument("--degrees", type=_degrees, default=list(range(1, 21)), help="e.g. 1-20 or 2,4,8")
-    s.add_argument("--methods", nargs="+", default=list(METHODS))
+    s.add_argument("--methods", nargs="+", default=list(METHODS), help=f"any of {', '.join(ALL_METHODS)}")
     s.add_argument("--interval", nargs=2, type=float, action="append", metavar=("LO", "HI"))
     s.add_argument("--steps", type=int, default=2000, help="gradient fits: optimizer steps")
     s.add_argument("--out", default="reports")
@@ -200,11 +349,66 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overlay-degree", type=_degree, default=8)
     r.set_defaults(func=cmd_report)
 
+    e = sub.add_parser("expand", help="a random Linear/SLAF network as an explicit polynomial")
+    e.add_argument("--inputs", type=_positive, required=True)
+    e.add_argument("--widths", type=_positive, nargs="+", required=True, help="hidden widths, e.g. 4 4")
+    e.add_argument("--degree", "-n", type=_degree, required=True, help="degree of every SLAF")
+    e.add_argument("--basis", choices=list(BASES), default="chebyshev")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--max-terms", type=_positive, default=200_000)
+    e.add_argument("--top", type=int, default=10, help="how many of the largest terms to print")
+    e.add_argument("--json", action="store_true", help="print the whole polynomial as one JSON object")
+    e.set_defaults(func=cmd_expand)
+
+    pp = sub.add_parser("paper", help="the learning experiments: ReLU against SLAF variants on small tasks")
+    pp.add_argument("--tasks", nargs="+", default=None, help="spirals, cubic, digits (default: all)")
+    pp.add_argument("--seeds", type=_positive, default=5, help="seeds per task and variant")
+    pp.add_argument("--degrees", type=_degree, nargs="+", default=None,
+                    help="SLAF degrees (default 3 8): the first is the main comparison, the others test "
+                         "stability")
+    pp.add_argument("--out", default="reports")
+    pp.add_argument("--quick", action="store_true", help="a fifth of the epochs (a smoke run)")
+    pp.add_argument("--quiet", action="store_true")
+    pp.set_defaults(func=cmd_paper)
+
     run = sub.add_parser("run", help="the default suite, then the report")
     run.add_argument("--out", default="reports")
     run.add_argument("--steps", type=int, default=2000, help="gradient fits: optimizer steps")
     run.add_argument("--quiet", action="store_true")
     run.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("coefficients", help="list and check (or regenerate) a coefficient file")
+    c.add_argument("file", nargs="?", default=None, help="default: slaf_approx/data/coefficients.json")
+    c.add_argument("--write", action="store_true", help="regenerate the file first")
+    c.set_defaults(func=cmd_coefficients)
+
+    b = sub.add_parser("bench", help="time the kernel and fitting benchmarks, report, check the budgets")
+    b.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    b.add_argument("--dtype", nargs="+", default=None, help="float32, bfloat16 (default: float32 on CPU, "
+                   "both on CUDA)")
+    b.add_argument("--backends", nargs="+", default=None, help="SLAF backends: reference, fused (CPU), "
+                   "triton (CUDA); default: the device's")
+    b.add_argument("--sizes", nargs="+", default=None, help="element counts, e.g. 2^16 2^20 2^24 (the CPU "
+                   "default; CUDA: 2^20 .. 2^28)")
+    b.add_argument("--degrees", nargs="+", default=None, help="SLAF degrees (default 2 4 8 16)")
+    b.add_argument("--quick", action="store_true", help="the budgets' size and degree only, fused/triton, "
+                   "no default sweep")
+    b.add_argument("--kernels-only", action="store_true", help="skip the fitting-engine benchmarks")
+    b.add_argument("--check", action="store_true", help="exit 1 if a budget breaks or a benchmark is slower "
+                   "than the last saved run of this host and device (this run is not saved)")
+    b.add_argument("--compare-fail", default="median:10%", help="pytest-benchmark's regression limit")
+    b.add_argument("--budgets", default="bench/budgets.toml")
+    b.add_argument("--out", default="reports", help="kernels.md and PNGs here, the JSON in OUT/bench/")
+    b.add_argument("--json", default=None, help="the run's JSON (default OUT/bench/run-DEVICE.json)")
+    b.add_argument("--rounds", type=_positive, default=None, help="CUDA: timed rounds per benchmark")
+    b.add_argument("--warmup", type=int, default=None, help="CUDA: warm-up rounds per benchmark")
+    b.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
+                   help="skip the benchmarks left after this many seconds (what ran is still reported)")
+    b.add_argument("--report-only", nargs="+", default=None, metavar="RUN.json",
+                   help="re-render the report (and check the budgets) from saved runs, timing nothing")
+    b.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
+                   help="after --: more pytest arguments, e.g. slaf-approx bench -- --benchmark-min-rounds=3")
+    b.set_defaults(func=cmd_bench)
     return p
 
 

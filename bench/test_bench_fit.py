@@ -1,4 +1,6 @@
-"""Fitting-engine benchmarks (pytest-benchmark). Budgets are checked as ratios by bench/summarize.py.
+"""Fitting-engine benchmarks (pytest-benchmark).
+
+Budgets (bench/budgets.toml) are checked by `slaf-approx bench`.
 
 `tox -e bench` times them and saves the run; the test suite runs each once, untimed
 (--benchmark-disable), so a broken benchmark fails CI.

@@ -24,12 +24,9 @@ torch is imported inside the functions that need it.
 
 from __future__ import annotations
 
-import io
 import math
-import os
 import platform
 import re
-import tempfile
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +36,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
+
+from ._io import atomic_write, save_figure
 
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 LAYER_OPS = ("gelu_layer", "slaf_layer")
@@ -1110,27 +1109,6 @@ def fit_markdown(run: Mapping, results: Sequence[BudgetResult]) -> str:
     return "\n".join(lines) + "\n\n" + budget_table(results)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=DPI)
-    finally:
-        fig.clear()
-    return buf.getvalue()
-
-
 def write_kernel_report(runs: Sequence[tuple[str, Mapping]], outdir, results: Sequence[BudgetResult] = (),
                         **kwargs) -> Path:
     """Write kernels.md and its PNGs into `outdir` (each through a temporary file and os.replace)."""
@@ -1138,16 +1116,16 @@ def write_kernel_report(runs: Sequence[tuple[str, Mapping]], outdir, results: Se
     outdir.mkdir(parents=True, exist_ok=True)
     md, figures = kernel_report(runs, results, **kwargs)
     for name, fig in figures.items():
-        _atomic_write(outdir / name, _png(fig))
+        save_figure(fig, outdir / name, DPI)
     path = outdir / "kernels.md"
-    _atomic_write(path, md.encode("utf-8"))
+    atomic_write(path, md.encode("utf-8"))
     return path
 
 
 def write_text(path, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, text.encode("utf-8"))
+    atomic_write(path, text.encode("utf-8"))
     return path
 
 

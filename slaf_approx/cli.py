@@ -126,11 +126,15 @@ def _sweep_and_write(targets, bases, degrees, methods, intervals, out: Path, pro
 
     t0 = time.perf_counter()
     recs = sweep(targets, bases, degrees, methods, intervals, progress=progress, steps=steps)
-    if also:  # a second suite into the same table (the rational fits of `run`)
-        recs += sweep(*also.values(), progress=progress)
     seconds = time.perf_counter() - t0
+    print(f"{len(recs)} fits in {seconds:.1f} s", file=sys.stderr)
+    if also:  # a second suite into the same table (the rational fits of `run`), timed apart
+        t1 = time.perf_counter()
+        more = sweep(*also.values(), progress=progress)
+        print(f"{len(more)} more fits in {time.perf_counter() - t1:.1f} s", file=sys.stderr)
+        recs += more
     csv_path, jsonl_path = write_table(recs, out / "results")
-    print(f"{len(recs)} fits in {seconds:.1f} s -> {csv_path}, {jsonl_path}", file=sys.stderr)
+    print(f"results -> {csv_path}, {jsonl_path}", file=sys.stderr)
     return recs, seconds
 
 
@@ -159,8 +163,10 @@ def cmd_run(args) -> int:
     out = Path(args.out)
     recs, seconds = _sweep_and_write(*DEFAULT_SUITE.values(), out, not args.quiet, args.steps,
                                      also=RATIONAL_SUITE)
+    from .benchmarks import quick_kernel_table
+
     path = write_report([r.to_dict() for r in recs], out, overlay_degree=8,
-                        meta=_meta("slaf-approx run", seconds))
+                        meta=_meta("slaf-approx run", seconds), kernel_table=quick_kernel_table())
     print(f"report -> {path}", file=sys.stderr)
     return 0
 

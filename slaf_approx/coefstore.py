@@ -39,7 +39,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from . import norms
+from ._io import atomic_write
 from .bases import BASES, VARIABLES, SlafPolynomial
 from .fit import ALL_METHODS, FitRecord, fit
 from .rational import FORMS, RationalFunction, measure, rational_type
@@ -292,16 +292,7 @@ def save(items: Iterable[FitRecord | Mapping], path: str | os.PathLike) -> Path:
             e["levelled_error"] = None
     _check_all(entries, path, None, reevaluate=False)
     text = json.dumps({"schema": SCHEMA, "version": VERSION, "entries": entries}, indent=1) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, text)
 
 
 # --------------------------------------------------------------------------------------------

@@ -111,14 +111,6 @@ def _weights(weight: str, x: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * (x / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))  # N(0, sigma^2) density
 
 
-def _values(tg: Target, x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    y = np.asarray(tg(x), dtype=float)
-    bad = ~np.isfinite(y)
-    if bad.any():
-        raise ValueError(f"target {tg.name!r} is not finite on [{lo}, {hi}]: f({x[bad][0]!r}) = {y[bad][0]}")
-    return y
-
-
 def solve_lstsq(basis: Basis, v: np.ndarray, y: np.ndarray, degree: int, w: np.ndarray | None = None):
     """Least squares coefficients of sum w (y - V c)^2, V the basis Vandermonde at v; and cond(V scaled).
 
@@ -146,12 +138,12 @@ def _lstsq(tg, basis, variable, lo, hi, degree, weight, points):
             raise ValueError(f"points must be more than degree = {degree} finite numbers, got {x.size}")
         w = None if weight == "uniform" else _weights(weight, x)
     p = SlafPolynomial(basis.name, (0.0,), (lo, hi), variable)
-    c, cond = solve_lstsq(basis, p.variable_of(x), _values(tg, x, lo, hi), degree, w)
+    c, cond = solve_lstsq(basis, p.variable_of(x), norms.target_values(tg, x, lo, hi), degree, w)
     return dict(coefficients=c, condition_number=cond, iterations=1)
 
 
 def _minimax(tg, basis, variable, lo, hi, degree, rtol, maxiter):
-    f_t = lambda t: _values(tg, from_mapped(t, lo, hi), lo, hi)  # noqa: E731
+    f_t = lambda t: norms.target_values(tg, from_mapped(t, lo, hi), lo, hi)  # noqa: E731
     kinks_t = [(2 * k - lo - hi) / (hi - lo) for k in tg.kinks]
     r = remez(f_t, degree, kinks_t, rtol=rtol, maxiter=maxiter)
     p = SlafPolynomial("chebyshev", tuple(r.cheb), (lo, hi)).convert(basis.name, variable)
@@ -190,7 +182,7 @@ def _train(tg, basis, variable, lo, hi, degrees, steps, lr, optimizer, seed, npo
     import torch
 
     x = np.random.default_rng(seed).uniform(lo, hi, npoints)
-    y = _values(tg, x, lo, hi)
+    y = norms.target_values(tg, x, lo, hi)
     v = SlafPolynomial(basis.name, (0.0,), (lo, hi), variable).variable_of(x)
     V = basis.vander(v, max(degrees))
     mask = np.arange(V.shape[1])[None, :] <= np.asarray(degrees)[:, None]  # [fits, max degree + 1]
@@ -244,7 +236,7 @@ def _record(tg, b, variable, lo, hi, degree, method, weight, points, out) -> Fit
     """Measure the fit's errors exactly and package everything as a FitRecord."""
     c = np.asarray(out.pop("coefficients"), dtype=float)
     poly = SlafPolynomial(b.name, tuple(c), (lo, hi), variable)
-    f = lambda x: _values(tg, x, lo, hi)  # noqa: E731
+    f = lambda x: norms.target_values(tg, x, lo, hi)  # noqa: E731
     if np.all(np.isfinite(c)):
         emax, at = norms.max_error(f, poly, lo, hi, tg.kinks, degree)
         rms = norms.rms_error(f, poly, lo, hi, tg.kinks, degree, tg.singularity_distance)

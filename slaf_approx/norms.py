@@ -26,6 +26,15 @@ _GOLDEN_STEPS = 48
 _INVPHI = (math.sqrt(5.0) - 1.0) / 2.0
 
 
+def target_values(tg, x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """tg(x) as float64; ValueError naming the first point where the target is not finite."""
+    y = np.asarray(tg(x), dtype=float)
+    bad = ~np.isfinite(y)
+    if bad.any():
+        raise ValueError(f"target {tg.name!r} is not finite on [{lo}, {hi}]: f({x[bad][0]!r}) = {y[bad][0]}")
+    return y
+
+
 def breakpoints(lo: float, hi: float, kinks: Sequence[float] = ()) -> np.ndarray:
     """lo, the kinks strictly inside (lo, hi), hi — sorted."""
     inner = sorted(k for k in kinks if lo < k < hi)

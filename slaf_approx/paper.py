@@ -21,12 +21,10 @@ the learned activation shapes and of the training curves. Tasks and variants are
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from ._io import atomic_write, save_figure
 from .bases import check_degree
 from .nn import SLAF, NormalisedSLAF
 
@@ -616,27 +615,6 @@ def curve_figure(runs: Sequence[dict], task: str) -> Figure:
 # --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _save(fig: Figure, path: Path) -> None:
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=100)
-    finally:
-        fig.clear()
-    _atomic_write(path, buf.getvalue())
-
-
 def results_table(summaries: Sequence[Summary], task: str) -> str:
     t = TASKS[task]
     rows = [s for s in summaries if s.task == task]
@@ -669,7 +647,8 @@ def write_paper(runs: Sequence[dict], out, *, meta: dict | None = None) -> Path:
     tasks = list(dict.fromkeys(r["task"] for r in runs))
     seeds = sorted({r["seed"] for r in runs})
     degrees = sorted({r["degree"] for r in runs if r["degree"] is not None})
-    first = next((r["degree"] for r in runs if r.get("shapes")), degrees[0] if degrees else None)
+    first = next((r["degree"] for r in runs if r.get("shapes") and r["degree"] is not None),
+                 degrees[0] if degrees else None)  # ReLU runs have no degree
     meta = meta or {}
     md = ["# Learning with self-learnable activations", ""]
     if meta:
@@ -704,15 +683,15 @@ def write_paper(runs: Sequence[dict], out, *, meta: dict | None = None) -> Path:
         secs = [r["seconds"] for r in runs if r["task"] == task]
         md += [f"{len(secs)} runs, {sum(secs):.0f} s in all ({np.median(secs):.1f} s median per run).", ""]
         name = f"paper_{task}_activations.png"
-        _save(activation_figure(runs, task), out / name)
+        save_figure(activation_figure(runs, task), out / name)
         md += [f"![learned activations on {task}]({name})", ""]
         name = f"paper_{task}_training.png"
-        _save(curve_figure(runs, task), out / name)
+        save_figure(curve_figure(runs, task), out / name)
         md += [f"![training loss on {task}]({name})", ""]
     lines = [json.dumps({k: _jsonable(v) for k, v in r.items() if k != "shapes"}) for r in runs]
-    _atomic_write(out / "paper_runs.jsonl", ("\n".join(lines) + "\n").encode())
+    atomic_write(out / "paper_runs.jsonl", ("\n".join(lines) + "\n").encode())
     path = out / "paper.md"
-    _atomic_write(path, ("\n".join(md).rstrip() + "\n").encode())
+    atomic_write(path, ("\n".join(md).rstrip() + "\n").encode())
     return path
 
 

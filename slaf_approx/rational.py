@@ -44,6 +44,7 @@ from numpy.polynomial import polynomial as P
 
 from . import norms
 from .bases import SlafPolynomial, check_interval, check_variable, from_mapped, get_basis, to_mapped
+from .remez import parity as _parity
 from .targets import Target, get_target
 
 FORMS = ("pau", "standard")
@@ -286,14 +287,6 @@ def _resolve(target) -> Target:
     return target
 
 
-def _values(tg: Target, x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    y = np.asarray(tg(x), dtype=float)
-    bad = ~np.isfinite(y)
-    if bad.any():
-        raise ValueError(f"target {tg.name!r} is not finite on [{lo}, {hi}]: f({x[bad][0]!r}) = {y[bad][0]}")
-    return y
-
-
 def _check_type(m, n) -> tuple[int, int]:
     for name, v in (("m", m), ("n", n)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= 32:
@@ -432,7 +425,7 @@ def fit_rational_lstsq(target, m: int, n: int, interval=(-3.0, 3.0), form: str =
     K = scipy.linalg.null_space(lam[None, :]) if n else np.zeros((1, 0))
     d_fix = np.zeros(n + 1)
     d_fix[0] = 1.0
-    f = lambda x: _values(tg, x, lo, hi)  # noqa: E731
+    f = lambda x: norms.target_values(tg, x, lo, hi)  # noqa: E731
 
     def system(edges):
         x, w = _nodes(lo, hi, edges, m + n, tg.singularity_distance)
@@ -500,21 +493,6 @@ def fit_rational_lstsq(target, m: int, n: int, interval=(-3.0, 3.0), form: str =
 # --------------------------------------------------------------------------------------------
 # Minimax: rational Remez with symmetry reductions
 # --------------------------------------------------------------------------------------------
-def _parity(f: Callable, kinks_t) -> str:
-    """'even', 'odd', 'const+odd', 'linear+even' or 'none' for f(t) on [-1, 1] (to a few ulps)."""
-    t = np.union1d(np.linspace(0.0, 1.0, 257), np.abs(np.asarray(kinks_t, dtype=float)))
-    fp, fm = f(t), f(-t)
-    tol = 16 * EPS * max(1.0, float(np.max(np.abs(np.r_[fp, fm]))))
-    even, odd = 0.5 * (fp + fm), 0.5 * (fp - fm)
-    if np.max(np.abs(odd)) <= tol:
-        return "even"
-    if np.max(np.abs(even - even[0])) <= tol:
-        return "odd" if abs(even[0]) <= tol else "const+odd"
-    if np.max(np.abs(odd - odd[-1] * t)) <= tol:
-        return "linear+even"
-    return "none"
-
-
 #: series kinds for the exchange: (vander, val, roots, mulx)
 _KINDS = {"chebyshev": (C.chebvander, C.chebval, C.chebroots, C.chebmulx),
           "power": (P.polyvander, P.polyval, P.polyroots, P.polymulx)}
@@ -853,7 +831,7 @@ def fit_rational_minimax(target, m: int, n: int, interval=(-3.0, 3.0), form: str
     """
     tg, m, n, lo, hi, basis, variable, lam = _setup(target, m, n, interval, form, basis, variable)
     kinks = [k for k in tg.kinks if lo < k < hi]
-    f = lambda x: _values(tg, x, lo, hi)  # noqa: E731
+    f = lambda x: norms.target_values(tg, x, lo, hi)  # noqa: E731
     f_t = lambda t: f(from_mapped(t, lo, hi))  # noqa: E731
     kinks_t = [float(to_mapped(k, lo, hi)) for k in kinks]
     red = _reduce(f_t, kinks_t, m, n)

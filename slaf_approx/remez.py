@@ -38,10 +38,10 @@ class RemezResult:
     history: list[tuple[float, float]]  # (levelled, max) per iteration
 
 
-def _parity(f: Callable, breaks: np.ndarray) -> str:
+def parity(f: Callable, breaks) -> str:
     """Classify f on [-1, 1]: 'even', 'odd', 'const+odd', 'linear+even' or 'none' (to a few ulps)."""
     t = np.linspace(0.0, 1.0, 257)
-    t = np.union1d(t, np.abs(breaks))
+    t = np.union1d(t, np.abs(np.asarray(breaks, dtype=float)))
     fp, fm = f(t), f(-t)
     tol = 16 * EPS * max(1.0, float(np.max(np.abs(np.r_[fp, fm]))))
     even, odd = 0.5 * (fp + fm), 0.5 * (fp - fm)
@@ -106,7 +106,7 @@ def remez(f: Callable, degree: int, kinks_t=(), rtol: float = 1e-9, maxiter: int
     """Best approximation of degree `degree` to f(t) on [-1, 1] (f vectorised over float64 arrays)."""
     kinks = np.asarray([k for k in kinks_t if -1.0 < k < 1.0], dtype=float)
     n = degree
-    sym = _parity(f, kinks)
+    sym = parity(f, kinks)
     if sym == "linear+even" and n == 0:
         sym = "none"  # the linear part is not representable; this case is not degenerate anyway
     if sym == "none":

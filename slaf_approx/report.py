@@ -14,12 +14,9 @@ count); methods the report does not know are shown with default styles.
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +25,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import theory
+from ._io import atomic_write, save_figure
 from .sweep import normalise_row
 
 #: degrees shown in the tables (those present), plus the largest degree present
@@ -648,27 +646,6 @@ def overlay_figure(rows, target: str, degree: int = 8, interval=None, *,
 # --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _save(fig: Figure, path: Path) -> None:
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=DPI)
-    finally:
-        fig.clear()
-    _atomic_write(path, buf.getvalue())
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text)
 
@@ -701,7 +678,7 @@ def _meta_line(meta: Mapping | None) -> str:
         if k == "command":
             parts.append(f"command `{v}`")
         elif k == "seconds":
-            parts.append(f"sweep time {v} s")
+            parts.append(f"default-suite fitting time {v} s")
         else:
             parts.append(f"{k} {v}")
     return "**Machine and date:** " + "; ".join(parts) + "."
@@ -729,7 +706,7 @@ def _target_lines(g: Group) -> list[str]:
 
 
 def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-approx report",
-                 meta: dict | None = None) -> Path:
+                 meta: dict | None = None, kernel_table: str | None = None) -> Path:
     """Write README.md, error_<target>.png and overlay_<target>.png into `outdir`; returns README's path.
 
     Each file is written to a temporary file in `outdir` and moved into place, so a reader never sees a
@@ -758,7 +735,7 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
         md += [f"## {g.target} on {_interval(g.lo, g.hi)}", "", f"**{_title(g)}**", ""]
         md += _target_lines(g) + [""]
         name = f"error_{tag}.png"
-        _save(error_figure(g, g.target), outdir / name)
+        save_figure(error_figure(g, g.target), outdir / name)
         md += [f"![max and rms error against degree for {g.target}]({name})", ""]
         md += [f"- {s}" for s in findings(g)] + [""]
         md += ["Max error by degree (theory columns: Jackson's bound; Bernstein's asymptote where it "
@@ -766,7 +743,7 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
         if _target(g) is not None and g.rows:
             name = f"overlay_{tag}.png"
             d, _ = _pick_overlay(g, overlay_degree)
-            _save(overlay_figure(g, g.target, overlay_degree), outdir / name)
+            save_figure(overlay_figure(g, g.target, overlay_degree), outdir / name)
             md += [f"Fits at degree {d} (chebyshev basis where present) and their signed errors:", "",
                    f"![degree-{d} fits of {g.target}]({name})", ""]
 
@@ -814,6 +791,10 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
         md += ["## Cost of the fits", "",
                "Wall-clock seconds per fit as recorded in the table (gradient fits of several degrees train "
                "together; each row holds its share).", "", cost_table(all_rows)]
+    if kernel_table:
+        md += ["## Cost of an SLAF layer", "",
+               "Measured in this run (torch.utils.benchmark); the full suite is `slaf-approx bench` "
+               "([kernels.md](kernels.md) when present).", "", kernel_table.strip(), ""]
     bench = outdir / "bench" / "fit.md"
     if bench.is_file():
         md += ["## Benchmarks", "",
@@ -821,7 +802,7 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
                "[full table](bench/fit.md)):", "", bench.read_text().strip(), ""]
 
     readme = outdir / "README.md"
-    _atomic_write(readme, ("\n".join(md).rstrip() + "\n").encode("utf-8"))
+    atomic_write(readme, ("\n".join(md).rstrip() + "\n").encode("utf-8"))
     return readme
 
 

@@ -7,16 +7,16 @@ name only when complete: an interrupted sweep leaves the previous results untouc
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import math
-import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from ._io import atomic_write
 from .bases import check_degree, check_interval, get_basis
 from .fit import (
     ALL_METHODS,
@@ -89,18 +89,6 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, disable=not enabled, unit="fit", file=sys.stderr, dynamic_ncols=True)
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _jsonable(v):
     """Strict JSON has no NaN or infinity: write null (read back as NaN)."""
     return None if isinstance(v, float) and not math.isfinite(v) else v
@@ -122,8 +110,10 @@ def write_table(records: Sequence[FitRecord | dict], stem: str | Path) -> tuple[
         for r in rows:
             fh.write(json.dumps({k: _jsonable(v) for k, v in r.items()}) + "\n")
 
-    _atomic_write(csv_path, write_csv)
-    _atomic_write(jsonl_path, write_jsonl)
+    for path, write in ((csv_path, write_csv), (jsonl_path, write_jsonl)):
+        buf = io.StringIO(newline="")
+        write(buf)  # the whole table in memory first: a failure here writes nothing
+        atomic_write(path, buf.getvalue())
     return csv_path, jsonl_path
 
 

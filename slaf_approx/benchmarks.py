@@ -1015,7 +1015,9 @@ def _date(run: Mapping) -> str:
 
 GPU_NOT_MEASURED = ("GPU figures: **not measured yet**. No GPU run was supplied; this report gives no "
                     "estimate. On a machine with an NVIDIA GPU run `bench/gpu_check.sh reports/gpu`, then "
-                    "`slaf-approx bench --report-only reports/bench/run-cpu.json reports/gpu/kernels.json`.")
+                    "`slaf-approx bench --report-only reports/bench/run-cpu.json reports/gpu/kernels.json`. "
+                    "Logs of separate GPU checks (the Triton kernels alone, `bench/triton_selfcheck.py`), "
+                    "where any were made, are in reports/gpu/.")
 
 METHOD_NOTES = [
     "Timing: pytest-benchmark (medians). On CPU its own calibration; on CUDA `benchmark.pedantic` with "

@@ -169,27 +169,32 @@ def check(name, got, exp, tol, x=None, extra_tol=0.0, skip=None):
         pytest.fail("\n".join(lines))
 
 
+def run_and_check(x, coef, gy, basis, clamp, tlo, thi, dtype, tag=""):
+    """Fused forward and backward on x as [N*C, S], each output checked against the float64 reference."""
+    N, C, S = x.shape
+    A, B = ab(basis, coef.shape[1], dtype)
+    x2, gy2 = x.reshape(N * C, S), gy.reshape(N * C, S)
+    y = cpu.forward(x2, coef, A, B, SCALE, SHIFT, clamp, tlo, thi)
+    gx, gc = cpu.backward(x2, gy2, coef, A, B, SCALE, SHIFT, clamp, tlo, thi, True, True)
+    y_ref, gx_ref, gc_ref = reference(x, coef, gy, basis, clamp, tlo, thi)
+    tol_y, tol_gx, tol_gc, near = bounds(x, coef, gy, basis, clamp, tlo, thi, dtype)
+    check(f"y {tag}", y, y_ref, tol_y, x)
+    check(f"gx {tag}", gx, gx_ref, tol_gx, x, extra_tol=2 * unit_roundoff(dtype), skip=near)
+    check(f"gcoef {tag}", gc, gc_ref, tol_gc)
+    return (x2, gy2, A, B), y, gx, gc
+
+
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("clamp", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("basis", list(BASIS_CODES))
 def test_matches_reference(basis, dtype, clamp, layout):
     tlo, thi = INTERVAL[basis]
-    u = unit_roundoff(dtype)
     for K in range(1, 18):
         x, coef, gy = make_case(basis, K, layout, dtype, seed=K)
-        N, C, S = x.shape
-        A, B = ab(basis, K, dtype)
-        x2, gy2 = x.reshape(N * C, S), gy.reshape(N * C, S)
-        y = cpu.forward(x2, coef, A, B, SCALE, SHIFT, clamp, tlo, thi)
-        gx, gc = cpu.backward(x2, gy2, coef, A, B, SCALE, SHIFT, clamp, tlo, thi, True, True)
-        assert y.dtype == dtype and gx.dtype == dtype and gc.dtype == torch.float64
-        y_ref, gx_ref, gc_ref = reference(x, coef, gy, basis, clamp, tlo, thi)
-        tol_y, tol_gx, tol_gc, near = bounds(x, coef, gy, basis, clamp, tlo, thi, dtype)
         tag = f"{basis} K={K} {dtype} clamp={clamp} {layout}"
-        check(f"y {tag}", y, y_ref, tol_y, x)
-        check(f"gx {tag}", gx, gx_ref, tol_gx, x, extra_tol=2 * u, skip=near)
-        check(f"gcoef {tag}", gc, gc_ref, tol_gc)
+        (x2, gy2, A, B), y, gx, gc = run_and_check(x, coef, gy, basis, clamp, tlo, thi, dtype, tag)
+        assert y.dtype == dtype and gx.dtype == dtype and gc.dtype == torch.float64
         if K in (1, 2, 11):  # the gx-only and gcoef-only paths give the same numbers as the fused pass
             gx_only, _ = cpu.backward(x2, gy2, coef, A, B, SCALE, SHIFT, clamp, tlo, thi, True, False)
             _, gc_only = cpu.backward(x2, gy2, coef, A, B, SCALE, SHIFT, clamp, tlo, thi, False, True)
@@ -203,16 +208,7 @@ def test_high_degree(basis, dtype, K):
     """Degrees up to 64 (several groups of degrees in the backward pass), on the interval (clamped)."""
     tlo, thi = INTERVAL[basis]
     x, coef, gy = make_case(basis, K, "per_channel", dtype, seed=K)
-    N, C, S = x.shape
-    A, B = ab(basis, K, dtype)
-    x2, gy2 = x.reshape(N * C, S), gy.reshape(N * C, S)
-    y = cpu.forward(x2, coef, A, B, SCALE, SHIFT, True, tlo, thi)
-    gx, gc = cpu.backward(x2, gy2, coef, A, B, SCALE, SHIFT, True, tlo, thi, True, True)
-    y_ref, gx_ref, gc_ref = reference(x, coef, gy, basis, True, tlo, thi)
-    tol_y, tol_gx, tol_gc, near = bounds(x, coef, gy, basis, True, tlo, thi, dtype)
-    check("y", y, y_ref, tol_y, x)
-    check("gx", gx, gx_ref, tol_gx, x, extra_tol=2 * unit_roundoff(dtype), skip=near)
-    check("gcoef", gc, gc_ref, tol_gc)
+    run_and_check(x, coef, gy, basis, True, tlo, thi, dtype, f"{basis} K={K} {dtype}")
 
 
 def test_large_input_and_flushes():
@@ -222,15 +218,7 @@ def test_large_input_and_flushes():
     x = ((torch.rand(4, 1, 300_001, generator=g, dtype=torch.float64) * 3 - 1.5 - SHIFT) / SCALE).to(dtype)
     coef = torch.randn(1, K, generator=g, dtype=torch.float64).to(dtype)
     gy = torch.randn(x.shape, generator=g, dtype=torch.float64).to(dtype)
-    A, B = ab(basis, K, dtype)
-    x2, gy2 = x.reshape(4, -1), gy.reshape(4, -1)
-    y = cpu.forward(x2, coef, A, B, SCALE, SHIFT, clamp, tlo, thi)
-    gx, gc = cpu.backward(x2, gy2, coef, A, B, SCALE, SHIFT, clamp, tlo, thi, True, True)
-    y_ref, gx_ref, gc_ref = reference(x, coef, gy, basis, clamp, tlo, thi)
-    tol_y, tol_gx, tol_gc, near = bounds(x, coef, gy, basis, clamp, tlo, thi, dtype)
-    check("y", y, y_ref, tol_y, x)
-    check("gx", gx, gx_ref, tol_gx, x, extra_tol=2 * unit_roundoff(dtype), skip=near)
-    check("gcoef", gc, gc_ref, tol_gc)
+    (x2, gy2, A, B), y, gx, gc = run_and_check(x, coef, gy, basis, clamp, tlo, thi, dtype, "large")
     # the gx-only and gcoef-only paths give the same numbers as the fused pass
     gx_only, none = cpu.backward(x2, gy2, coef, A, B, SCALE, SHIFT, clamp, tlo, thi, True, False)
     none2, gc_only = cpu.backward(x2, gy2, coef, A, B, SCALE, SHIFT, clamp, tlo, thi, False, True)

@@ -147,23 +147,27 @@ def _(x, coef, basis, scale, shift, clamp, tlo, thi, impl):
 
 @torch.library.custom_op("slaf_approx::slaf_backward", mutates_args=())
 def _slaf_backward_op(grad: torch.Tensor, x: torch.Tensor, coef: torch.Tensor, basis: str, scale: float,
-                      shift: float, clamp: bool, tlo: float, thi: float, impl: str
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+                      shift: float, clamp: bool, tlo: float, thi: float, impl: str, need_gx: bool,
+                      need_gc: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(grad_x, grad_coef); a gradient nobody needs is skipped and returned as an empty tensor."""
     x2, c2 = _layout(x, coef)
     g2 = grad.contiguous().view(x2.shape)
     dt = _compute_dtype(impl, x)
     A, B = _recurrence(basis, c2.shape[1], dt, x.device)
     args = (c2.to(dt).contiguous(), A, B, scale, shift, clamp, tlo, thi)
     if impl == "fused":
-        gx, gc = _cpu().backward(x2, g2, *args, need_gx=True, need_gcoef=True)
-    else:
-        gx, gc = _triton().backward(x2, g2, *args, need_gx=True)
-    return gx.view(x.shape).to(x.dtype), gc.view(coef.shape).to(coef.dtype)
+        gx, gc = _cpu().backward(x2, g2, *args, need_gx=need_gx, need_gcoef=need_gc)
+    else:  # the Triton backward always produces the coefficient partial sums
+        gx, gc = _triton().backward(x2, g2, *args, need_gx=need_gx)
+    gx = gx.view(x.shape).to(x.dtype) if need_gx else x.new_empty(0)
+    gc = gc.view(coef.shape).to(coef.dtype) if need_gc else coef.new_empty(0)
+    return gx, gc
 
 
 @_slaf_backward_op.register_fake
-def _(grad, x, coef, basis, scale, shift, clamp, tlo, thi, impl):
-    return torch.empty_like(x, memory_format=torch.contiguous_format), torch.empty_like(coef)
+def _(grad, x, coef, basis, scale, shift, clamp, tlo, thi, impl, need_gx, need_gc):
+    gx = torch.empty_like(x, memory_format=torch.contiguous_format) if need_gx else x.new_empty(0)
+    return gx, torch.empty_like(coef) if need_gc else coef.new_empty(0)
 
 
 def _setup_context(ctx, inputs, output):
@@ -174,9 +178,9 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad):
     x, coef = ctx.saved_tensors
-    gx, gc = _slaf_backward_op(grad, x, coef, *ctx.rest)
-    return (gx if ctx.needs_input_grad[0] else None, gc if ctx.needs_input_grad[1] else None,
-            None, None, None, None, None, None, None)
+    need_gx, need_gc = ctx.needs_input_grad[:2]
+    gx, gc = _slaf_backward_op(grad, x, coef, *ctx.rest, need_gx, need_gc)
+    return (gx if need_gx else None, gc if need_gc else None, None, None, None, None, None, None, None)
 
 
 _slaf_op.register_autograd(_backward, setup_context=_setup_context)

@@ -88,7 +88,8 @@ def _remez_core(g: Callable, cols: Callable, nfun: int, ref: np.ndarray, edges: 
             return b, h, emax, it, ok, "resolution-limited" if ok else "stalled", history
         best = (b, h, emax)
         if emax - h <= rtol * emax:
-            return b, h, emax, it, True, "", history
+            # at the rounding floor the certificate holds only to rounding: say so, as below
+            return b, h, emax, it, True, "resolution-limited" if emax <= floor else "", history
         # the certificate's gap is rounding noise in evaluating f - p, and exchanging no longer shrinks it
         if emax - h <= floor and emax - h > 0.5 * gap:
             return b, h, emax, it, True, "resolution-limited", history

@@ -70,15 +70,22 @@ def bench_settings(request) -> kb.BenchSettings:
     return settings(request.config)
 
 
-@pytest.fixture
-def timed(benchmark, bench_settings, request):
-    """timed(fn, **info) -> fn's last result. Times the no-argument `fn` with pytest-benchmark and records
-    `info` (op, backend, mode, degree, size, dtype, ...) with device, bytes, gbps and peak_bytes in
-    benchmark.extra_info.
+@pytest.fixture(scope="session")
+def copy_gbps() -> dict:
+    """GB/s of the copy (the roofline) per (device, dtype, size) in this run; test_copy runs first."""
+    return {}
 
-    CPU: pytest-benchmark's own calibration. CUDA: benchmark.pedantic with warm-up rounds, synchronising
-    inside the timed function. Peak memory is measured over one separate call after the timing (with
-    --benchmark-disable, over the one call that is made)."""
+
+@pytest.fixture
+def timed(benchmark, bench_settings, copy_gbps, request):
+    """timed(fn, **info) -> fn's result. Times the no-argument `fn` with pytest-benchmark and records
+    `info` (op, backend, mode, degree, size, dtype, ...) with device, bytes, gbps, copy_fraction (gbps over
+    the copy's at the same device, dtype and size) and peak_bytes in benchmark.extra_info.
+
+    One untimed call comes first: it measures the peak memory, and keeps first-call costs (lazy set-up,
+    the first touch of fresh pages) out of the timing. Then CPU: pytest-benchmark's own calibration; CUDA:
+    benchmark.pedantic with warm-up rounds, synchronising inside the timed function. With
+    --benchmark-disable the one call is all there is."""
     s = bench_settings
     deadline = request.config.getoption("bench_deadline")
     if deadline is not None and time.monotonic() - request.config.stash[STARTED] > deadline:
@@ -93,25 +100,26 @@ def timed(benchmark, bench_settings, request):
         benchmark.group = (f"layer {where} {info['mode']}" if info["op"] in kb.LAYER_OPS
                            else f"{where} {kb.size_label(info['size'])} {info['mode']}")
         if benchmark.disabled:
-            out, peak = benchmark(kb.peak_memory, fn, s.device)
-            benchmark.extra_info["peak_bytes"] = peak
+            out, benchmark.extra_info["peak_bytes"] = benchmark(kb.peak_memory, fn, s.device)
             return out
+        out, benchmark.extra_info["peak_bytes"] = kb.peak_memory(fn, s.device)
         if s.device == "cuda":
             import torch
 
             def synced():
-                out = fn()
+                fn()
                 torch.cuda.synchronize()
-                return out
 
             benchmark.pedantic(synced, rounds=s.rounds, warmup_rounds=s.warmup, iterations=1)
         else:
             benchmark(fn)
-        out, peak = kb.peak_memory(fn, s.device)
-        benchmark.extra_info["peak_bytes"] = peak
-        median = benchmark.stats.stats.median if benchmark.stats else None
-        if median:
-            benchmark.extra_info["gbps"] = info["bytes"] / median / 1e9
+        gbps = info["bytes"] / benchmark.stats.stats.median / 1e9
+        key = (info["device"], info["dtype"], info["size"])
+        if info["op"] == "copy":
+            copy_gbps[key] = gbps
+        benchmark.extra_info["gbps"] = gbps
+        if key in copy_gbps:
+            benchmark.extra_info["copy_fraction"] = gbps / copy_gbps[key]
         return out
 
     return run

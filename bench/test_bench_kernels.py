@@ -3,7 +3,7 @@
 * test_slaf: the SLAF op for each backend (reference, fused on CPU, triton on CUDA) × degree × size × dtype,
   forward and forward+backward (Chebyshev basis on [-3, 3], shared coefficients);
 * the baselines of the same run: test_activation (F.relu, F.gelu, F.silu, torch.tanh), test_copy (x.clone(),
-  the roofline) and test_naive (sum a_k x**k in eager torch);
+  the roofline, and y.copy_(x) into a warm buffer) and test_naive (sum a_k x**k in eager torch);
 * test_layer: a real layer's shapes, (128, 512, 32, 32), per-channel SLAF beside nn.GELU.
 
 The matrix comes from bench/conftest.py's options (CPU float32 2^16, 2^20, 2^24 by default; CUDA float32 and
@@ -57,10 +57,11 @@ def pytest_generate_tests(metafunc):
                         values.append((op, dtype, size, mode))
                         ids.append(_id(dev, dtype, op, kb.size_label(size), kb.MODE_IDS[mode]))
         metafunc.parametrize("op,dtype,size,mode", values, ids=ids)
-    elif name == "test_copy":
-        values = [(dtype, size) for dtype in s.dtypes for size in s.sizes]
-        ids = [_id(dev, dtype, kb.size_label(size)) for dtype, size in values]
-        metafunc.parametrize("dtype,size", values, ids=ids)
+    elif name == "test_copy":  # the roofline first: the other benchmarks' copy_fraction divides by it
+        values = [(op, dtype, size) for dtype in s.dtypes for size in s.sizes for op in kb.COPIES]
+        ids = [_id(dev, dtype, *([] if op == "copy" else [op]), kb.size_label(size))
+               for op, dtype, size in values]
+        metafunc.parametrize("op,dtype,size", values, ids=ids)
     elif name == "test_naive":
         for dtype in s.dtypes:
             for size in s.sizes:
@@ -83,10 +84,10 @@ def _check(out, x, mode):
 
 
 # the roofline and the baselines first, so that a run cut short by --bench-deadline still has them
-def test_copy(timed, bench_settings, dtype, size):
+def test_copy(timed, bench_settings, op, dtype, size):
     x, gy = _inputs(size, dtype, bench_settings.device)
-    _check(timed(kb.kernel_fn("copy", "forward", x, gy), op="copy", mode="forward", size=size, dtype=dtype),
-           x, "forward")
+    _check(timed(kb.kernel_fn(op, "forward", x, gy), op=op, mode="forward", size=size, dtype=dtype), x,
+           "forward")
 
 
 def test_activation(timed, bench_settings, op, dtype, size, mode):

@@ -234,7 +234,6 @@ def cmd_coefficients(args) -> int:
 def cmd_bench(args) -> int:
     """Time the benchmark suite with pytest-benchmark, then write reports/kernels.md and check the budgets
     (and, with --check, the last saved run of this host and device)."""
-    import os
     import subprocess
 
     try:
@@ -260,18 +259,22 @@ def cmd_bench(args) -> int:
     tmp = json_path.with_name(f".{json_path.name}.partial")
     cmd = kb.pytest_command(root, settings, tmp.resolve(), check=args.check, compare_fail=args.compare_fail,
                             quick=args.quick, python=sys.executable, deadline=args.deadline,
-                            fit=not args.kernels_only, extra=args.pytest_args)
+                            fit=not args.kernels_only, extra=args.pytest_args,
+                            storage=Path(args.storage).resolve() if args.storage else None)
     previous = kb.load_run(cmd.compared) if cmd.compared else None
     for note in cmd.notes:
         print(f"slaf-approx bench: {note}", file=sys.stderr)
     print("slaf-approx bench: " + " ".join(cmd.argv[1:]), file=sys.stderr, flush=True)
     rc = subprocess.run(cmd.argv, cwd=root).returncode
     if not tmp.is_file():
-        print(f"slaf-approx bench: pytest exited with status {rc} and wrote no benchmark JSON",
+        why = "no benchmark ran (all skipped or deselected)" if rc in (0, 5) else "pytest failed"
+        print(f"slaf-approx bench: {why}: pytest exited with status {rc} and wrote no benchmark JSON",
               file=sys.stderr)
         return rc or 1
-    os.replace(tmp, json_path)
-    runs = [(str(json_path), kb.load_run(json_path))]
+    run = kb.without_raw_timings(kb.load_run(tmp))
+    kb.write_text(json_path, json.dumps(run, indent=1) + "\n")
+    tmp.unlink()
+    runs = [(str(json_path), run)]
     gpu = out / "gpu" / "kernels.json"
     if settings.device == "cpu" and gpu.is_file():
         runs.append((str(gpu), kb.load_run(gpu)))
@@ -405,7 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--compare-fail", default="median:10%", help="pytest-benchmark's regression limit")
     b.add_argument("--budgets", default="bench/budgets.toml")
     b.add_argument("--out", default="reports", help="kernels.md and PNGs here, the JSON in OUT/bench/")
-    b.add_argument("--json", default=None, help="the run's JSON (default OUT/bench/run-DEVICE.json)")
+    b.add_argument("--json", default=None, help="the run's JSON (default OUT/bench/run-DEVICE.json), "
+                   "stats without the raw timings")
+    b.add_argument("--storage", default=None, metavar="DIR", help="pytest-benchmark's saved runs (default "
+                   ".benchmarks/HOST-DEVICE): saved here, compared with the newest here with --check")
     b.add_argument("--rounds", type=_positive, default=None, help="CUDA: timed rounds per benchmark")
     b.add_argument("--warmup", type=int, default=None, help="CUDA: warm-up rounds per benchmark")
     b.add_argument("--deadline", type=float, default=None, metavar="SECONDS",

@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from slaf_approx import benchmarks as kb
 from slaf_approx import cli
+from slaf_approx.kernels import available_backends
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGETS = ROOT / "bench" / "budgets.toml"
@@ -302,17 +304,53 @@ def test_pytest_command_saves_or_compares(tmp_path):
     assert "--benchmark-compare" in check.argv and "--benchmark-compare-fail=median:5%" in check.argv
 
 
-def test_peak_memory_and_the_benchmarked_callables():
+def test_the_benchmarked_callables_return_what_they_compute():
     x, gy = kb.make_input(1024, "float32", "cpu")
     assert float(x.min()) >= -3.0 and float(x.max()) <= 3.0
     for op in ("copy", "gelu", "naive", "slaf"):
         for mode in kb.MODES if op != "copy" else ("forward",):
-            fn = kb.kernel_fn(op, mode, x, gy, backend="reference", degree=4)
-            out, peak = kb.peak_memory(fn, "cpu")
+            out = kb.kernel_fn(op, mode, x, gy, backend="reference", degree=4)()
             y = out if mode == "forward" else out[0]
-            assert y.shape == x.shape and (peak is None or peak >= 0)
+            assert y.shape == x.shape and bool(torch.isfinite(y).all())
     assert kb.bytes_moved(10, "bfloat16", "forward+backward") == 100
     assert kb.bytes_moved(10, "float32", "forward", "copy") == 80
+
+
+def test_allocator_peak_is_the_maximum_of_the_running_sum():
+    class E:
+        def __init__(self, t, n):
+            self.t, self.n = t, n
+
+        def start_ns(self):
+            return self.t
+
+        def nbytes(self):
+            return self.n
+
+    # out of time order on purpose: +8 at t=1, +4 at t=2 (peak 12), -8 at t=3, +6 at t=4 (10)
+    assert kb._allocator_peak([E(3, -8), E(1, 8), E(4, 6), E(2, 4)]) == 12
+    assert kb._allocator_peak([]) == 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_cpu_peak_memory_is_exact_to_the_byte(dtype):
+    """Closed forms: a copy or a forward activation makes one output of n*s bytes; GELU forward+backward
+    holds y and grad x (2 n s); the fused SLAF the same plus its coefficient gradient and cast coefficients,
+    O(K) bytes; the reference SLAF at least one n-element temporary per recurrence step on top."""
+    n, K = 3 * 2**12 + 5, 5  # odd sizes: no rounding to pages or allocator bins is hidden
+    s = {"float32": 4, "bfloat16": 2}[dtype]
+    x, gy = kb.make_input(n, dtype, "cpu")
+    cases = {("copy", "forward"): n * s, ("relu", "forward"): n * s, ("gelu", "forward"): n * s,
+             ("gelu", "forward+backward"): 2 * n * s}
+    for (op, mode), expected in cases.items():
+        _, peak = kb.peak_memory(kb.kernel_fn(op, mode, x, gy), "cpu")
+        assert peak == expected, (op, mode, peak, expected)
+    if "fused" in available_backends(x):
+        for mode, outputs in (("forward", 1), ("forward+backward", 2)):
+            _, peak = kb.peak_memory(kb.kernel_fn("slaf", mode, x, gy, backend="fused", degree=K - 1), "cpu")
+            assert outputs * n * s <= peak <= outputs * n * s + 4 * 8 * K, (mode, peak)
+    _, peak = kb.peak_memory(kb.kernel_fn("slaf", "forward", x, gy, backend="reference", degree=K - 1), "cpu")
+    assert peak >= 2 * n * s, peak
 
 
 def test_quick_kernel_table_is_markdown():
@@ -377,3 +415,56 @@ def test_bench_report_only_writes_the_report_and_check_fails_on_a_budget(capsys,
     code, _, err = _cli(capsys, "bench", "--report-only", str(tmp_path / "none.json"), "--budgets",
                         str(BUDGETS))
     assert code == 2 and "none.json: cannot read" in err
+
+
+def _bench_subprocess(tmp_path, *argv):
+    """`slaf-approx bench` for real (pytest-benchmark timing), on a tiny matrix, from the repository root."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "slaf_approx.cli", "bench", "--sizes", "2^12", "--degrees", "2",
+           "--kernels-only", "--out", str(tmp_path / "rep"), "--storage", str(tmp_path / "store"), *argv,
+           "--", "--benchmark-max-time=0.005", "--benchmark-min-rounds=3", "-k", "not test_layer"]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_a_timed_run_records_every_field_then_check_compares_with_it(tmp_path):
+    """End to end: one timed run saves its JSON (slim), report and pytest-benchmark's saved run; a --check
+    run then compares with that saved run and fails on the budget that is broken."""
+    p = _bench_subprocess(tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    run = json.loads((tmp_path / "rep" / "bench" / "run-cpu.json").read_text())
+    assert {"torch", "triton", "cuda", "torch_threads", "bench_device"} <= set(run["machine_info"])
+    recs = {r["name"]: r for r in kb.records(run)}
+    copy = recs["test_copy[cpu-float32-2^12]"]
+    assert copy["peak_bytes"] == 4 * 2**12  # the clone: one float32 tensor of 2^12 elements
+    ops = {r["op"] for r in recs.values()}
+    assert ops == {*kb.COPIES, "slaf", "naive", *kb.ACTIVATIONS}, ops
+    for b in run["benchmarks"]:
+        info, st = b["extra_info"], b["stats"]
+        assert "data" not in st and st["rounds"] >= 3 and st["median"] > 0, b["name"]
+        assert {"op", "backend", "mode", "size", "dtype", "device", "bytes", "gbps", "copy_fraction",
+                "peak_bytes"} <= set(info), (b["name"], info)
+        assert info["bytes"] == kb.bytes_moved(2**12, "float32", info["mode"], info["op"])
+        assert info["gbps"] == pytest.approx(info["bytes"] / st["median"] / 1e9, rel=1e-12)
+        assert info["copy_fraction"] == pytest.approx(info["gbps"] / copy["gbps"], rel=1e-12)
+        if info["op"] == "copy_into":  # writes into a buffer made before the call: allocates nothing
+            assert info["peak_bytes"] == 0, b["name"]
+        else:  # at least y, and grad x in forward+backward
+            assert info["peak_bytes"] >= (4 if info["mode"] == "forward" else 8) * 2**12, b["name"]
+    saved = list((tmp_path / "store").rglob("*.json"))
+    assert len(saved) == 1, saved
+    assert "not measured yet" in (tmp_path / "rep" / "kernels.md").read_text()
+
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text(
+        "version = 2\n"
+        "[budget.holds]\nnumerator = { op = 'naive', mode = 'forward', size = 4096 }\n"
+        "denominator = { op = 'copy', size = 4096 }\nmin = 1e-9\nrequired = 'cpu'\n"
+        "[budget.breaks]\nselect = { op = 'gelu' }\nmax = 1e-12\n")
+    p = _bench_subprocess(tmp_path, "--check", "--budgets", str(budgets), "--compare-fail", "median:100000%")
+    assert p.returncode == 1, p.stderr[-3000:]
+    assert "| holds |" in p.stdout and "| breaks |" in p.stdout and "**FAIL**" in p.stdout, p.stdout
+    assert f"{len(run['benchmarks'])} benchmarks compared with the last saved run" in p.stdout, p.stdout
+    assert "budgets broken: breaks" in p.stderr
+    assert list((tmp_path / "store").rglob("*.json")) == saved  # a check saves nothing

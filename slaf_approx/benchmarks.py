@@ -990,8 +990,8 @@ def memory_figure(recs, device: str, dtype: str) -> Figure:
             pts = sorted((r["degree"], r["peak_bytes"] / 2**20)
                          for r in select(rs, op=op, backend=bk, mode=mode))
             if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", linestyle=ls, color=colours[bk],
-                        label=f"{'naive' if op == 'naive' else bk}, {mode}")
+                ax.plot(*zip(*pts, strict=True), marker="s" if op == "naive" else "o", linestyle=ls,
+                        color=colours[bk], alpha=0.8, label=f"{'naive' if op == 'naive' else bk}, {mode}")
     for op, mode, colour, ls in (("gelu", "forward+backward", "0.3", "-"), ("gelu", "forward", "0.3", "--"),
                                  ("copy", "forward", "black", ":")):
         r = _one(rs, op=op, mode=mode)

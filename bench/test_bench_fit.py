@@ -15,7 +15,8 @@ from slaf_approx.sweep import DEFAULT_SUITE, sweep
 from slaf_approx.targets import get_target
 
 POINTS = 2000  # sample points for the lstsq comparison
-DEGREE = 20
+DEGREE = 20  # the lstsq comparison's
+REMEZ_DEGREES = (4, 8, 12, 16, 20)
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +43,15 @@ def test_lstsq_numpy(benchmark, samples):
     benchmark.extra_info.update(points=POINTS, degree=DEGREE)
 
 
-@pytest.mark.benchmark(group="remez")
+@pytest.mark.parametrize("degree", REMEZ_DEGREES)
 @pytest.mark.parametrize("target", DEFAULT_SUITE["targets"])
-def test_remez_degree_20(benchmark, target):
-    r = benchmark(fit, target, DEGREE, "minimax", "chebyshev", (-3.0, 3.0))
+def test_remez(benchmark, target, degree):
+    """One minimax fit (Remez exchange with its certificate) on [-3, 3], per target of the default suite and
+    degree: how its cost grows with the degree."""
+    benchmark.group = f"remez, degree {degree}"
+    r = benchmark(fit, target, degree, "minimax", "chebyshev", (-3.0, 3.0))
     assert r.converged and r.levelled_error <= r.max_error
-    benchmark.extra_info.update(iterations=r.iterations, max_error=r.max_error)
+    benchmark.extra_info.update(target=target, degree=degree, iterations=r.iterations, max_error=r.max_error)
 
 
 @pytest.mark.benchmark(group="sweep")

@@ -1127,12 +1127,24 @@ def fit_markdown(run: Mapping, results: Sequence[BudgetResult]) -> str:
     reports/README.md by report.write_report)."""
     mi = run.get("machine_info") or {}
     cpu = (mi.get("cpu") or {}).get("brand_raw", mi.get("processor", "?"))
+    recs = [r for r in records(run) if r.get("op") is None]
+    remez = [r for r in recs if r["test"] == "test_remez" and r.get("target")]
     lines = [f"Machine: {mi.get('node', '?')} ({cpu}), python {mi.get('python_version', '?')}; "
              f"run {_date(run)}. Kernel benchmarks: reports/kernels.md.", "",
              "| benchmark | median | rounds |", "|---|---:|---:|"]
-    for r in records(run):
-        if r.get("op") is None:
-            lines.append(f"| {r['name']} | {_ms(r)} | {r.get('rounds') or '–'} |")
+    lines += [f"| {r['name']} | {_ms(r)} | {r.get('rounds') or '–'} |" for r in recs if r not in remez]
+    if remez:
+        degrees = sorted({r["degree"] for r in remez})
+        lines += ["", "One Remez fit on [-3, 3] by degree (Chebyshev basis): median time and exchange "
+                  "iterations.", "",
+                  "| target | " + " | ".join(f"n = {d}" for d in degrees) + " |",
+                  "|---|" + "---:|" * len(degrees)]
+        for t in dict.fromkeys(r["target"] for r in remez):
+            cells = []
+            for d in degrees:
+                r = _one(remez, target=t, degree=d)
+                cells.append(f"{_ms(r)} ({r.get('iterations', '?')} iterations)" if r else "–")
+            lines.append(f"| {t} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n" + budget_table(results)
 
 

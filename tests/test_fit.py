@@ -66,6 +66,15 @@ def test_bernstein_constant_approached():
 CATALOGUE = sorted(load_catalogue())
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_an_exact_fit_is_resolution_limited(n):
+    # hardsigmoid = clamp(x/6 + 1/2, 0, 1) is the line x/6 + 1/2 on [-3, 3]: E_n = 0 for n >= 1, so the
+    # measured error is rounding and the record must say so, whichever exit of the exchange it took.
+    r = fit("hardsigmoid", n, "minimax", "chebyshev", (-3.0, 3.0))
+    assert r.converged and "resolution-limited" in r.note, r
+    assert r.max_error <= 4 * (n + 2) * EPS, r
+
+
 @pytest.mark.parametrize("name", CATALOGUE)
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 6, 11, 20])
 def test_minimax_certificate(name, n):

@@ -1128,11 +1128,12 @@ def fit_markdown(run: Mapping, results: Sequence[BudgetResult]) -> str:
     mi = run.get("machine_info") or {}
     cpu = (mi.get("cpu") or {}).get("brand_raw", mi.get("processor", "?"))
     recs = [r for r in records(run) if r.get("op") is None]
-    remez = [r for r in recs if r["test"] == "test_remez" and r.get("target")]
+    remez = [r for r in recs if r["test"] == "test_remez"]
     lines = [f"Machine: {mi.get('node', '?')} ({cpu}), python {mi.get('python_version', '?')}; "
              f"run {_date(run)}. Kernel benchmarks: reports/kernels.md.", "",
              "| benchmark | median | rounds |", "|---|---:|---:|"]
-    lines += [f"| {r['name']} | {_ms(r)} | {r.get('rounds') or '–'} |" for r in recs if r not in remez]
+    lines += [f"| {r['name']} | {_ms(r)} | {r.get('rounds') or '–'} |" for r in recs
+              if r["test"] != "test_remez"]
     if remez:
         degrees = sorted({r["degree"] for r in remez})
         lines += ["", "One Remez fit on [-3, 3] by degree (Chebyshev basis): median time and exchange "

@@ -45,12 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import norms
 from ._io import atomic_write
 from .bases import BASES, VARIABLES, SlafPolynomial
 from .fit import ALL_METHODS, FitRecord, fit
-from .rational import FORMS, RationalFunction, measure, rational_type
-from .targets import Target, get_target
+from .problem import approximant, measure_row, resolve_target
+from .ratfun import FORMS, RationalFunction
+from .rational import rational_type
+from .targets import Target
 
 SCHEMA = "slaf-approx/coefficients"
 VERSION = 1
@@ -105,36 +106,23 @@ def default_name(rec: FitRecord) -> str:
     return f"{rec.target}_{rec.method}_{rec.degree}_{rec.basis}"
 
 
-def function(entry: Mapping):
+def function(entry: Mapping) -> SlafPolynomial | RationalFunction:
     """The entry's approximation: a SlafPolynomial or a RationalFunction, callable on x."""
-    interval = tuple(entry["interval"])
-    if entry["kind"] == "rational":
-        return RationalFunction(tuple(entry["coefficients"]), tuple(entry["denominator"]), interval,
-                                entry["variable"], entry["form"], entry["basis"])
-    return SlafPolynomial(entry["basis"], tuple(entry["coefficients"]), interval, entry["variable"])
+    return approximant(entry)
 
 
 def _target(entry: Mapping, catalogue: Mapping[str, Target] | None) -> Target:
     if catalogue is not None:
         if entry["target"] not in catalogue:
             raise ValueError(f"unknown target {entry['target']!r}")
-        tg = catalogue[entry["target"]]
-        return tg.with_params(**entry["params"]) if entry["params"] else tg
-    return get_target(entry["target"], **entry["params"])
+        return resolve_target(catalogue[entry["target"]], entry["params"])
+    return resolve_target(entry["target"], entry["params"])
 
 
 def errors(entry: Mapping, target: Target) -> tuple[float, float]:
     """(max error, rms error) of the entry's approximation, measured as the fitting code measures them."""
-    lo, hi = entry["interval"]
-    f = lambda x: np.asarray(target(x), dtype=float)  # noqa: E731
-    g = function(entry)
-    kinks = [k for k in target.kinks if lo < k < hi]
-    if isinstance(g, RationalFunction):
-        emax, _, rms = measure(f, g, kinks, target.singularity_distance)
-        return emax, rms
-    d = g.degree
-    emax, _ = norms.max_error(f, g, lo, hi, kinks, d)
-    return emax, norms.rms_error(f, g, lo, hi, kinks, d, target.singularity_distance)
+    emax, _, rms = measure_row(entry, target)
+    return emax, rms
 
 
 # --------------------------------------------------------------------------------------------

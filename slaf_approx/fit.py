@@ -14,25 +14,25 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import norms
-from .bases import Basis, SlafPolynomial, check_degree, check_interval, check_variable, from_mapped, get_basis
-from .rational import FORMS, RationalFunction, fit_rational_lstsq, fit_rational_minimax, rational_type
+from .bases import MAX_DEGREE, Basis, SlafPolynomial, check_degree, from_mapped
+from .problem import FitProblem, approximant, measure, parse_weight, resolve_target  # noqa: F401 (API)
+from .ratfun import FORMS, RationalFunction
+from .rational import rational_lstsq, rational_minimax, rational_type
 from .remez import remez
-from .targets import Target, get_target
 
-METHODS = ("lstsq", "minimax", "gradient")
-#: rational P/D methods; a record's degree is the polynomial-equivalent degree m + n (equal parameter count)
-RATIONAL_METHODS = ("rational", "rational-minimax")
-ALL_METHODS = METHODS + RATIONAL_METHODS
 OPTIMIZERS = ("adam", "lbfgs")
 EPS = np.finfo(float).eps
 #: a fit whose (column-scaled) design matrix is worse conditioned than this keeps fewer than half of
 #: float64's digits in its coefficients: warn, as numpy.polyfit does with RankWarning.
 COND_WARN = EPS**-0.5
+#: a gradient fit has converged when its training loss is within this fraction of the least-squares
+#: optimum on the same points ((loss - optimum) / optimum <= GRADIENT_GAP)
+GRADIENT_GAP = 1e-3
 
 
 class ConditioningWarning(UserWarning):
@@ -81,36 +81,6 @@ class FitRecord:
         return asdict(self)
 
 
-def resolve_target(target: Target | str, params: dict | None = None) -> Target:
-    if isinstance(target, str):
-        return get_target(target, **(params or {}))
-    if not isinstance(target, Target):
-        raise TypeError(f"target must be a catalogue name or a Target, got {type(target).__name__}")
-    return target.with_params(**params) if params else target
-
-
-def parse_weight(weight: str) -> tuple[str, float]:
-    """'uniform', 'normal' (sigma = 1) or 'normal:SIGMA' -> (kind, sigma)."""
-    if weight == "uniform":
-        return "uniform", math.nan
-    if isinstance(weight, str) and weight.split(":")[0] == "normal":
-        parts = weight.split(":")
-        try:
-            sigma = float(parts[1]) if len(parts) == 2 else 1.0 if len(parts) == 1 else math.nan
-        except ValueError:
-            sigma = math.nan
-        if math.isfinite(sigma) and sigma > 0:
-            return "normal", sigma
-    raise ValueError(f"unknown weight {weight!r}; allowed: 'uniform', 'normal' or 'normal:SIGMA' (SIGMA > 0)")
-
-
-def _weights(weight: str, x: np.ndarray) -> np.ndarray:
-    kind, sigma = parse_weight(weight)
-    if kind == "uniform":
-        return np.ones_like(x)
-    return np.exp(-0.5 * (x / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))  # N(0, sigma^2) density
-
-
 def solve_lstsq(basis: Basis, v: np.ndarray, y: np.ndarray, degree: int, w: np.ndarray | None = None):
     """Least squares coefficients of sum w (y - V c)^2, V the basis Vandermonde at v; and cond(V scaled).
 
@@ -128,63 +98,147 @@ def solve_lstsq(basis: Basis, v: np.ndarray, y: np.ndarray, degree: int, w: np.n
     return c / scl, cond
 
 
-def _lstsq(tg, basis, variable, lo, hi, degree, weight, points):
-    if points is None:  # continuous: Gauss-Legendre on panels split at the kinks, times the weight
-        x, w = norms.quadrature_for(lo, hi, tg.kinks, degree, tg.singularity_distance)
-        w = w * _weights(weight, x)
-    else:
+def design_condition(problem: FitProblem, degree: int) -> float:
+    """cond of the column-scaled Vandermonde matrix of the problem's basis on Chebyshev points of the
+    interval: how many digits coefficients in this basis lose, whatever method produced them."""
+    x = from_mapped(np.cos(np.pi * (np.arange(2 * degree + 2) + 0.5) / (2 * degree + 2)), *problem.interval)
+    A = problem.basis.vander(problem.argument(x), degree)
+    scl = np.sqrt(np.square(A).sum(0))
+    scl[scl == 0] = 1.0
+    s = np.linalg.svd(A / scl, compute_uv=False)
+    return float(s[0] / s[-1]) if s[-1] > 0 else math.inf
+
+
+# --------------------------------------------------------------------------------------------
+# The methods. Each takes the problem, the degrees and the options, checks the options it does not
+# take before any work, and returns one dict of FitRecord fields per degree ("coefficients" required;
+# errors are measured by `fit_degrees` unless the method measured them itself).
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Method:
+    name: str
+    run: Callable[[FitProblem, list[int], dict], list[dict]]
+    rational: bool = False
+
+
+REGISTRY: dict[str, Method] = {}
+
+
+def register(name: str, rational: bool = False):
+    def deco(fn):
+        REGISTRY[name] = Method(name, fn, rational)
+        return fn
+    return deco
+
+
+def _refuse(opts: dict, method: str, **what) -> None:
+    """ValueError when an option `method` does not take was set (what: option -> its default)."""
+    for key, default in what.items():
+        if opts.get(key, default) != default:
+            raise ValueError(f"{method} fits take no {key} (got {opts[key]!r})")
+
+
+@register("lstsq")
+def _lstsq(problem: FitProblem, degrees: list[int], opts: dict) -> list[dict]:
+    """Best L2 in the problem's measure (Gauss-Legendre on kink-split panels), or discrete on `points`."""
+    _refuse(opts, "lstsq", form=None)
+    points = opts.get("points")
+    if points is not None:
         x = np.asarray(points, dtype=float).ravel()
-        if x.size <= degree or not np.all(np.isfinite(x)):
-            raise ValueError(f"points must be more than degree = {degree} finite numbers, got {x.size}")
-        w = None if weight == "uniform" else _weights(weight, x)
-    p = SlafPolynomial(basis.name, (0.0,), (lo, hi), variable)
-    c, cond = solve_lstsq(basis, p.variable_of(x), norms.target_values(tg, x, lo, hi), degree, w)
-    return dict(coefficients=c, condition_number=cond, iterations=1)
+        if x.size <= max(degrees) or not np.all(np.isfinite(x)):
+            raise ValueError(f"points must be more than degree = {max(degrees)} finite numbers, got {x.size}")
+    outs = []
+    for d in degrees:
+        if points is None:  # continuous: Gauss-Legendre on panels split at the kinks, times the weight
+            x, w = problem.quadrature(d)
+        else:
+            w = None if problem.weight == "uniform" else problem.weights(x)
+        c, cond = solve_lstsq(problem.basis, problem.argument(x), problem.f(x), d, w)
+        outs.append(dict(coefficients=c, condition_number=cond, iterations=1))
+    return outs
 
 
-def _minimax(tg, basis, variable, lo, hi, degree, rtol, maxiter):
-    f_t = lambda t: norms.target_values(tg, from_mapped(t, lo, hi), lo, hi)  # noqa: E731
-    kinks_t = [(2 * k - lo - hi) / (hi - lo) for k in tg.kinks]
-    r = remez(f_t, degree, kinks_t, rtol=rtol, maxiter=maxiter)
-    p = SlafPolynomial("chebyshev", tuple(r.cheb), (lo, hi)).convert(basis.name, variable)
-    return dict(coefficients=np.asarray(p.coef), levelled_error=r.levelled_error, iterations=r.iterations,
-                converged=r.converged, note=r.note, history=[e for _, e in r.history])
+@register("minimax")
+def _minimax(problem: FitProblem, degrees: list[int], opts: dict) -> list[dict]:
+    """Remez in Chebyshev polynomials of t, converted to the problem's basis; certified afterwards."""
+    if problem.weight != "uniform" or opts.get("points") is not None:
+        raise ValueError("minimax fits take neither a weight nor points (uniform on the interval)")
+    _refuse(opts, "minimax", form=None)
+    rtol = 1e-9 if opts.get("rtol") is None else opts["rtol"]
+    outs = []
+    for d in degrees:
+        r = remez(problem.f_t, d, problem.breaks_t(), rtol=rtol, maxiter=opts.get("maxiter", 60))
+        p = SlafPolynomial("chebyshev", tuple(r.cheb), problem.interval).convert(problem.basis.name,
+                                                                                 problem.variable)
+        outs.append(dict(coefficients=np.asarray(p.coef), levelled_error=r.levelled_error,
+                         iterations=r.iterations, converged=r.converged, note=r.note,
+                         history=[e for _, e in r.history], condition_number=design_condition(problem, d),
+                         _rtol=rtol))
+    return outs
 
 
-def _gradient(tg, basis, variable, lo, hi, degrees, steps, lr, optimizer, seed, npoints):
+def certify_minimax(problem: FitProblem, coef: np.ndarray, degree: int, rtol: float, out: dict) -> None:
+    """De la Vallée Poussin for the reported coefficients: h <= E_n <= max_error must agree to rtol plus
+    the rounding of evaluating them in their basis; otherwise the fit is not converged, and says why."""
+    h, emax = out.get("levelled_error", math.nan), out["max_error"]
+    if not (out["converged"] and math.isfinite(h)):
+        return
+    lo, hi = problem.interval
+    x = np.linspace(lo, hi, 513)
+    size = np.abs(problem.basis.vander(problem.argument(x), degree)) @ np.abs(coef)
+    rounding = 8 * (degree + 2) * EPS * float(np.max(size))
+    if emax - h > rtol * emax + rounding:
+        out["converged"] = False
+        out["note"] = "; ".join(s for s in (out.get("note", ""), (
+            f"certificate fails in the {problem.basis.name} basis ({problem.variable}): max error "
+            f"{emax:.3g} > levelled error {h:.3g} (the conversion from Chebyshev lost accuracy)")) if s)
+
+
+def _check_optimizer(opts: dict) -> tuple[str, int]:
+    optimizer, steps = opts.get("optimizer", "adam"), opts.get("steps", 2000)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    return optimizer, steps
+
+
+@register("gradient")
+def _gradient(problem: FitProblem, degrees: list[int], opts: dict) -> list[dict]:
     """The paper's way: coefficients learned by a torch optimizer on points drawn from the interval.
 
     Several degrees train together as rows of one masked coefficient matrix. The loss is the sum of the
     rows' losses and each row's gradient depends on its own loss alone, so every row follows the same
     trajectory as a fit of that degree by itself (Adam and the cosine schedule act coordinate-wise; LBFGS
     is not coordinate-wise, so it runs one degree at a time).
+
+    converged: finite coefficients whose training loss is within GRADIENT_GAP (relative) of the least-squares
+    optimum on the same points.
     """
     import torch
 
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    _refuse(opts, "gradient", form=None, points=None)
+    optimizer, steps = _check_optimizer(opts)
     if optimizer == "lbfgs" and len(degrees) > 1:
-        return [_gradient(tg, basis, variable, lo, hi, [d], steps, lr, optimizer, seed, npoints)[0]
-                for d in degrees]
+        return [_gradient(problem, [d], opts)[0] for d in degrees]
     # The matrices are tiny (npoints x degree): torch's intra-op threads only add synchronisation, and on a
     # busy 2-core machine their spin-waiting made these fits 15x slower. Run them on one thread.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train(tg, basis, variable, lo, hi, degrees, steps, lr, optimizer, seed, npoints)
+        return _train(problem, degrees, steps, opts.get("lr", 0.05), optimizer, opts.get("seed", 0),
+                      opts.get("npoints", 1024))
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(tg, basis, variable, lo, hi, degrees, steps, lr, optimizer, seed, npoints):
+def _train(problem: FitProblem, degrees, steps, lr, optimizer, seed, npoints):
     import torch
 
-    x = np.random.default_rng(seed).uniform(lo, hi, npoints)
-    y = norms.target_values(tg, x, lo, hi)
-    v = SlafPolynomial(basis.name, (0.0,), (lo, hi), variable).variable_of(x)
-    V = basis.vander(v, max(degrees))
+    x = np.random.default_rng(seed).uniform(problem.lo, problem.hi, npoints)
+    y = problem.f(x)
+    v = problem.argument(x)
+    V = problem.basis.vander(v, max(degrees))
     mask = np.arange(V.shape[1])[None, :] <= np.asarray(degrees)[:, None]  # [fits, max degree + 1]
 
     Vt, yt, mt = torch.from_numpy(V), torch.from_numpy(y)[:, None], torch.from_numpy(mask.astype(float))
@@ -219,117 +273,200 @@ def _train(tg, basis, variable, lo, hi, degrees, steps, lr, optimizer, seed, npo
 
         opt.step(closure)
     A = (a * mt).detach().numpy()
+    # an exact fit has optimum 0: measure the gap against the rounding level of the targets instead
+    floor = (16 * EPS) ** 2 * float(np.mean(y * y))
     outs = []
     for k, d in enumerate(degrees):
         c = A[k, : d + 1].copy()
-        c_opt, cond = solve_lstsq(basis, v, y, d)
+        c_opt, cond = solve_lstsq(problem.basis, v, y, d)
         best = float(np.mean((V[:, : d + 1] @ c_opt - y) ** 2))
         final = float(np.mean((V[:, : d + 1] @ c - y) ** 2))
-        ok = bool(np.all(np.isfinite(c)))
+        finite = bool(np.all(np.isfinite(c))) and math.isfinite(final)
+        gap = (final - best) / max(best, floor, np.finfo(float).tiny) if finite else math.inf
+        ok = finite and gap <= GRADIENT_GAP
+        note = ("" if ok else "diverged (non-finite coefficients)" if not finite else
+                f"not converged: training loss {gap:.3g} above the least-squares optimum (relative; "
+                f"converged means <= {GRADIENT_GAP:g})")
         outs.append(dict(coefficients=c, history=[float(h[k]) for h in history] + [final], iterations=steps,
-                         converged=ok, gap=(final - best) / best if best > 0 else final,
-                         condition_number=cond, note="" if ok else "diverged (non-finite coefficients)"))
+                         converged=ok, gap=gap, condition_number=cond, note=note))
     return outs
 
 
-def _record(tg, b, variable, lo, hi, degree, method, weight, points, out) -> FitRecord:
-    """Measure the fit's errors exactly and package everything as a FitRecord."""
+@register("rational", rational=True)
+def _rational(problem: FitProblem, degrees: list[int], opts: dict) -> list[dict]:
+    """Best L2 rational P/D of type rational_type(d); the previous degree's fit is one of the starts."""
+    _refuse(opts, "rational", points=None)
+    form = _form(opts, "pau")
+    outs, prev = [], None
+    for d in degrees:
+        m, n = rational_type(d)
+        r = rational_lstsq(problem, m, n, form, start=prev)
+        prev = r.function
+        outs.append(_rational_out(r))
+    return outs
+
+
+@register("rational-minimax", rational=True)
+def _rational_minimax(problem: FitProblem, degrees: list[int], opts: dict) -> list[dict]:
+    """Best uniform rational P/D of type rational_type(d), certified by de la Vallée Poussin."""
+    _refuse(opts, "rational-minimax", points=None)
+    if problem.weight != "uniform":
+        raise ValueError("rational-minimax fits take no weight (uniform on the interval)")
+    form = _form(opts, "standard")
+    rtol = 1e-6 if opts.get("rtol") is None else opts["rtol"]
+    outs = []
+    for d in degrees:
+        m, n = rational_type(d)
+        outs.append(_rational_out(rational_minimax(problem, m, n, form, rtol=rtol,
+                                                   maxiter=opts.get("maxiter", 60))))
+    return outs
+
+
+def _form(opts: dict, default: str) -> str:
+    form = opts.get("form") or default
+    if form not in FORMS:
+        raise ValueError(f"unknown rational form {form!r}; allowed: {', '.join(FORMS)}")
+    return form
+
+
+def _rational_out(r) -> dict:
+    fn = r.function
+    return dict(coefficients=list(fn.numerator), denominator=list(fn.denominator), form=fn.form,
+                basis=fn.basis, variable=fn.variable, max_error=r.max_error, max_error_at=r.max_error_at,
+                rms_error=r.rms_error, levelled_error=r.levelled_error, iterations=r.iterations,
+                converged=r.converged, note=r.note, history=list(r.history))
+
+
+METHODS = ("lstsq", "minimax", "gradient")
+#: rational P/D methods; a record's degree is the polynomial-equivalent degree m + n (equal parameter count)
+RATIONAL_METHODS = tuple(m for m, spec in REGISTRY.items() if spec.rational)
+ALL_METHODS = tuple(REGISTRY)
+
+
+# --------------------------------------------------------------------------------------------
+# The entry points
+# --------------------------------------------------------------------------------------------
+def _record(problem: FitProblem, degree: int, method: str, points, out: dict) -> FitRecord:
+    """Measure the fit's errors exactly (unless the method did) and package everything as a FitRecord."""
+    t0 = time.perf_counter()
+    out = dict(out)
     c = np.asarray(out.pop("coefficients"), dtype=float)
-    poly = SlafPolynomial(b.name, tuple(c), (lo, hi), variable)
-    f = lambda x: norms.target_values(tg, x, lo, hi)  # noqa: E731
-    if np.all(np.isfinite(c)):
-        emax, at = norms.max_error(f, poly, lo, hi, tg.kinks, degree)
-        rms = norms.rms_error(f, poly, lo, hi, tg.kinks, degree, tg.singularity_distance)
-    else:
-        emax, at, rms = math.inf, math.nan, math.inf
+    basis, variable = out.pop("basis", problem.basis.name), out.pop("variable", problem.variable)
+    if "max_error" not in out:
+        g = approximant(dict(coefficients=c, denominator=out.get("denominator"), form=out.get("form", ""),
+                             basis=basis, variable=variable, interval=problem.interval))
+        out["max_error"], out["max_error_at"], out["rms_error"] = measure(problem, g)
     out["converged"] = bool(out.get("converged", True))
+    rtol = out.pop("_rtol", None)
+    if rtol is not None:
+        certify_minimax(problem, c, degree, rtol, out)
     cond = out.get("condition_number", math.nan)
     if cond > COND_WARN:
-        warnings.warn(f"{b.name} basis ({variable}) at degree {degree} on [{lo}, {hi}] is ill-conditioned: "
-                      f"condition number {cond:.3g} > {COND_WARN:.3g}", ConditioningWarning, stacklevel=4)
-    return FitRecord(target=tg.name, basis=b.name, variable=variable, degree=degree, lo=lo, hi=hi,
-                     method=method, coefficients=c.tolist(), max_error=emax, max_error_at=at, rms_error=rms,
-                     weight=weight if points is None else f"{weight} (points)", params=dict(tg.params), **out)
+        warnings.warn(f"{basis} basis ({variable}) at degree {degree} on [{problem.lo}, {problem.hi}] is "
+                      f"ill-conditioned: condition number {cond:.3g} > {COND_WARN:.3g}", ConditioningWarning,
+                      stacklevel=4)
+    if problem.note:
+        out["note"] = "; ".join(s for s in (out.get("note", ""), problem.note) if s)
+    out["seconds"] = out.get("seconds", 0.0) + time.perf_counter() - t0
+    return FitRecord(target=problem.name, basis=basis, variable=variable, degree=degree, lo=problem.lo,
+                     hi=problem.hi, method=method, coefficients=c.tolist(),
+                     weight=problem.weight if points is None else f"{problem.weight} (points)",
+                     params=problem.params, **out)
 
 
-def fit_degrees(target: Target | str, degrees, method: str = "lstsq", basis: str = "chebyshev",
+def _problem(target, basis, interval, variable, params, weight) -> FitProblem:
+    if isinstance(target, FitProblem):
+        if (basis, tuple(interval), variable, params, weight) != ("chebyshev", (-3.0, 3.0), None, None,
+                                                                   "uniform"):
+            raise ValueError("a FitProblem already holds the basis, interval, variable, params and weight: "
+                             "pass none of them")
+        return target
+    return FitProblem.make(target, basis, interval, variable, weight, params)
+
+
+def _check_method(method) -> Method:
+    if method not in REGISTRY:
+        raise ValueError(f"unknown method {method!r}; allowed: {', '.join(ALL_METHODS)}")
+    return REGISTRY[method]
+
+
+def fit_degrees(target, degrees, method: str = "lstsq", basis: str = "chebyshev",
                 interval=(-3.0, 3.0), *, variable: str | None = None, params: dict | None = None,
                 weight: str = "uniform", points=None, rtol: float | None = None, maxiter: int = 60,
                 steps: int = 2000, lr: float = 0.05, optimizer: str = "adam", seed: int = 0,
                 npoints: int = 1024, form: str | None = None) -> list[FitRecord]:
     """:func:`fit` for several degrees at once (gradient fits train together; `seconds` is shared out)."""
     t0 = time.perf_counter()
-    b = get_basis(basis)
-    variable = variable or ("raw" if b.name == "power" else "mapped")
-    check_variable(b, variable)
     degrees = [check_degree(d) for d in degrees]
     if not degrees:
         raise ValueError("degrees must hold at least one degree")
-    lo, hi = check_interval(interval)
-    if method not in ALL_METHODS:
-        raise ValueError(f"unknown method {method!r}; allowed: {', '.join(ALL_METHODS)}")
-    parse_weight(weight)
-    tg = resolve_target(target, params)
-    if method in RATIONAL_METHODS:
-        return _rational_fits(tg, b, variable, lo, hi, degrees, method, weight, points, form, rtol, maxiter)
-    if form is not None:
+    spec = _check_method(method)
+    if method == "gradient":
+        _check_optimizer(dict(optimizer=optimizer, steps=steps))
+    problem = _problem(target, basis, interval, variable, params, weight)
+    opts = dict(points=points, rtol=rtol, maxiter=maxiter, steps=steps, lr=lr, optimizer=optimizer, seed=seed,
+                npoints=npoints, form=form)
+    if form is not None and not spec.rational:
         raise ValueError(f"form is an option of the rational methods ({', '.join(RATIONAL_METHODS)})")
-    rtol = 1e-9 if rtol is None else rtol
-    if method == "lstsq":
-        outs = [_lstsq(tg, b, variable, lo, hi, d, weight, points) for d in degrees]
-    elif method == "minimax":
-        if weight != "uniform" or points is not None:
-            raise ValueError("minimax fits take neither a weight nor points (uniform on the interval)")
-        outs = [_minimax(tg, b, variable, lo, hi, d, rtol, maxiter) for d in degrees]
-    else:
-        outs = _gradient(tg, b, variable, lo, hi, degrees, steps, lr, optimizer, seed, npoints)
-    records = [_record(tg, b, variable, lo, hi, d, method, weight, points, out)
-               for d, out in zip(degrees, outs, strict=True)]
-    share = (time.perf_counter() - t0) / len(records)
-    for r in records:
-        r.seconds = share
-    return records
+    outs = spec.run(problem, degrees, opts)
+    share = (time.perf_counter() - t0) / len(degrees)
+    return [_record(problem, d, method, points, dict(out, seconds=share))
+            for d, out in zip(degrees, outs, strict=True)]
 
 
-def _rational_fits(tg, b, variable, lo, hi, degrees, method, weight, points, form, rtol, maxiter):
-    """Rational fits of type rational_type(d) for each degree d, as FitRecords (degree = m + n)."""
-    if points is not None:
-        raise ValueError("rational fits take no points (they fit on the whole interval)")
-    form = form or ("pau" if method == "rational" else "standard")
-    if form not in FORMS:
-        raise ValueError(f"unknown rational form {form!r}; allowed: {', '.join(FORMS)}")
-    records, prev = [], None
-    for d in degrees:
-        t0 = time.perf_counter()
-        m, n = rational_type(d)
-        if method == "rational":  # the previous degree's fit is one of the starts (continuation)
-            wf = None if weight == "uniform" else (lambda x: _weights(weight, x))
-            r = fit_rational_lstsq(tg, m, n, (lo, hi), form, basis=b.name, variable=variable, weight=wf,
-                                   start=prev)
-            prev = r.function
+def fit_tol(target, tol: float, method: str = "lstsq", max_degree: int = MAX_DEGREE, **kwargs) -> FitRecord:
+    """The fit of the lowest degree <= max_degree whose max error is <= tol (lstsq or minimax).
+
+    Like chebfun's constructor, but certified by the exact max error: degrees 1, 2, 4, ... are tried until
+    one meets tol, then the degree is bisected between the last that failed and the first that met it
+    (exact for minimax, whose E_n does not increase with n; for lstsq it returns a degree meeting tol whose
+    predecessor does not). ValueError naming the best error reached when even max_degree misses tol.
+    """
+    if method not in ("lstsq", "minimax"):
+        raise ValueError(f"tol picks the degree for the lstsq and minimax methods, got method {method!r}")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
+    max_degree = check_degree(max_degree)
+    _check_method(method)
+    problem = _problem(target, kwargs.pop("basis", "chebyshev"),
+                       kwargs.pop("interval", (-3.0, 3.0)), kwargs.pop("variable", None),
+                       kwargs.pop("params", None), kwargs.pop("weight", "uniform"))
+    tried: dict[int, FitRecord] = {}
+
+    def at(d: int) -> FitRecord:
+        if d not in tried:
+            tried[d] = fit_degrees(problem, [d], method, **kwargs)[0]
+        return tried[d]
+
+    lo, hi = -1, 0
+    while at(hi).max_error > tol:  # doubling: 0, 1, 2, 4, ... max_degree
+        if hi == max_degree:
+            raise ValueError(f"tol {tol:g} not reached by degree {max_degree} ({method}): the best max error "
+                             f"there is {at(hi).max_error:.3g}")
+        lo, hi = hi, min(max_degree, max(1, 2 * hi))
+    while hi - lo > 1:  # bisection: at(lo) misses tol (or lo = -1), at(hi) meets it
+        mid = (lo + hi) // 2
+        if at(mid).max_error <= tol:
+            hi = mid
         else:
-            if weight != "uniform":
-                raise ValueError("rational-minimax fits take no weight (uniform on the interval)")
-            r = fit_rational_minimax(tg, m, n, (lo, hi), form, basis=b.name, variable=variable,
-                                     rtol=1e-6 if rtol is None else rtol, maxiter=maxiter)
-        fn = r.function
-        records.append(FitRecord(
-            target=tg.name, basis=fn.basis, variable=fn.variable, degree=d, lo=lo, hi=hi, method=method,
-            coefficients=list(fn.numerator), max_error=r.max_error, rms_error=r.rms_error,
-            levelled_error=r.levelled_error, iterations=r.iterations, converged=r.converged, note=r.note,
-            seconds=time.perf_counter() - t0, weight=weight, params=dict(tg.params),
-            max_error_at=r.max_error_at, history=list(r.history), denominator=list(fn.denominator),
-            form=fn.form))
-    return records
+            lo = mid
+    rec = at(hi)
+    found = (f"degree {hi} chosen by tol {tol:g}: the lowest with max error <= tol "
+             f"({len(tried)} degrees tried, doubling then bisection)")
+    rec.note = "; ".join(s for s in (rec.note, found) if s)
+    return rec
 
 
-def fit(target: Target | str, degree: int, method: str = "lstsq", basis: str = "chebyshev",
-        interval=(-3.0, 3.0), **options) -> FitRecord:
+def fit(target, degree: int | None = None, method: str = "lstsq", basis: str = "chebyshev",
+        interval=(-3.0, 3.0), *, tol: float | None = None, **options) -> FitRecord:
     """Fit `target` by a degree-`degree` expansion in `basis` on `interval` with `method`.
 
     Args:
-        target: a catalogue name (see ``slaf-approx targets``) or a :class:`Target`.
-        degree: 0 ... 64.
+        target: a catalogue name (see ``slaf-approx targets``), a :class:`Target`, any numpy-vectorised
+            Python callable f(x) (its kinks unknown: sampled densely, and the record's note says so; wrap
+            it in :class:`~slaf_approx.problem.FunctionTarget` to declare kinks), or a :class:`FitProblem`
+            (which then holds basis, interval, variable, params and weight).
+        degree: 0 ... 64; with `tol`, the largest degree tried (default 64).
         method: "lstsq" (best L2 with uniform or `weight`ed measure; discrete on `points` if given),
             "minimax" (Remez; `rtol` is the certificate's relative gap), "gradient" (torch `optimizer`
             for `steps` on `npoints` uniform samples, seeded by `seed`); "rational" (best L2 rational
@@ -337,10 +474,16 @@ def fit(target: Target | str, degree: int, method: str = "lstsq", basis: str = "
             certificate, `rtol` default 1e-6, `form` "standard" by default), both of type
             (ceil(degree/2), floor(degree/2)): numerator in `coefficients`, q_1..q_n in `denominator`.
         basis: "power", "chebyshev", "legendre" or "hermite".
-        interval: (lo, hi), finite, lo < hi.
+        interval: (lo, hi), finite, lo < hi, at least 256 ulps of its larger end wide.
+        tol: lstsq and minimax only: fit the lowest degree whose max error is <= tol (see :func:`fit_tol`).
         options: variable ("mapped" = t in [-1, 1]; power basis also "raw" = x itself, the paper's form
             and the power basis' default), params (target parameters, e.g. {"beta": 2}), weight
             ("uniform", "normal", "normal:SIGMA"), points, rtol, maxiter, steps, lr, optimizer, seed,
             npoints, form (rational methods: "pau" or "standard").
     """
+    if tol is not None:
+        return fit_tol(target, tol, method, MAX_DEGREE if degree is None else degree, basis=basis,
+                       interval=interval, **options)
+    if degree is None:
+        raise ValueError("fit needs a degree (0 ... 64) or a tol")
     return fit_degrees(target, [degree], method, basis, interval, **options)[0]

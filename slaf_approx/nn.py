@@ -34,7 +34,7 @@ class SLAF(nn.Module):
         if b.name not in BASIS_CODES:
             raise ValueError(f"unknown basis {basis!r}; allowed: {', '.join(BASIS_CODES)}")
         self.basis = b.name
-        self.variable = check_variable(b, variable or ("raw" if b.name == "power" else "mapped"))
+        self.variable = check_variable(b, variable or b.default_variable)
         self.interval = check_interval(interval)
         if out_of_range not in OUT_OF_RANGE:
             raise ValueError(f"unknown out_of_range {out_of_range!r}; allowed: {', '.join(OUT_OF_RANGE)}")

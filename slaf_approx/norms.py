@@ -26,13 +26,46 @@ _GOLDEN_STEPS = 48
 _INVPHI = (math.sqrt(5.0) - 1.0) / 2.0
 
 
+#: a target whose |f|, refined towards a local maximum of the grid, exceeds this many times its largest
+#: value on the grid grows without bound there (a pole between grid points): a bounded function's local
+#: maximum between two grid points of spacing h exceeds their values by O(h**2) relatively
+BLOWUP = 1e6
+
+
 def target_values(tg, x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """tg(x) as float64; ValueError naming the first point where the target is not finite."""
-    y = np.asarray(tg(x), dtype=float)
+    """tg(x) as float64, shaped like x; ValueError naming the first point where the target is not finite."""
+    x = np.asarray(x, dtype=float)
+    with np.errstate(all="ignore"):
+        y = np.asarray(tg(x), dtype=float)
+    if y.shape != x.shape:
+        try:
+            y = np.broadcast_to(y, x.shape).copy()
+        except ValueError:
+            raise ValueError(f"target {tg.name!r} is not vectorised: {x.shape} points gave values of "
+                             f"shape {y.shape}") from None
     bad = ~np.isfinite(y)
     if bad.any():
         raise ValueError(f"target {tg.name!r} is not finite on [{lo}, {hi}]: f({x[bad][0]!r}) = {y[bad][0]}")
     return y
+
+
+def check_bounded(f: Fn, edges: np.ndarray, name: str, per_panel: int = 512) -> None:
+    """ValueError when f grows without bound in [edges[0], edges[-1]] (a pole the samples step over).
+
+    Every local maximum of |f| on a dense grid is refined by golden-section search between its grid
+    neighbours; a pole there drives |f| to ~1/(the final bracket), BLOWUP times past the grid's largest.
+    """
+    x = _grid(edges, per_panel)
+    a = np.abs(f(x))
+    nb = np.r_[-np.inf, a, -np.inf]
+    i = np.flatnonzero((a >= nb[:-2]) & (a >= nb[2:]))
+    xr, gr = _golden_max(lambda z: np.abs(f(z)), x[np.maximum(i - 1, 0)], x[np.minimum(i + 1, len(x) - 1)])
+    top = float(np.max(a))
+    k = int(np.argmax(gr))
+    if gr[k] > BLOWUP * max(top, np.finfo(float).tiny):
+        raise ValueError(f"target {name!r} is not finite on [{edges[0]}, {edges[-1]}]: it grows without "
+                         f"bound near x = {float(xr[k])!r} (|f| = {float(gr[k]):.3g} there, at most "
+                         f"{top:.3g} on a grid)")
 
 
 def breakpoints(lo: float, hi: float, kinks: Sequence[float] = ()) -> np.ndarray:
@@ -43,10 +76,15 @@ def breakpoints(lo: float, hi: float, kinks: Sequence[float] = ()) -> np.ndarray
 
 def panels(lo: float, hi: float, kinks: Sequence[float] = (), max_len: float = math.inf) -> np.ndarray:
     """Breakpoints of a subdivision of [lo, hi] at the kinks, each piece no longer than max_len."""
+    if not max_len > 0:
+        raise ValueError(f"panel length must be > 0, got {max_len!r}")
     b = breakpoints(lo, hi, kinks)
     pieces = [b[:1]]
     for a, c in zip(b[:-1], b[1:], strict=True):
-        m = max(1, math.ceil((c - a) / max_len)) if math.isfinite(max_len) else 1
+        count = (c - a) / max_len
+        if count > 1e7:  # a caller's bug, not a target's property: graded_breaks keeps counts logarithmic
+            raise ValueError(f"[{a}, {c}] in panels no longer than {max_len:.3g}: more than 1e7 panels")
+        m = max(1, math.ceil(count))
         pieces.append(np.linspace(a, c, m + 1)[1:])
     return np.concatenate(pieces)
 
@@ -64,20 +102,68 @@ def gauss_nodes(edges: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return (half * t + 0.5 * (a + b)).ravel(), (half * w).ravel()
 
 
-def quadrature_for(lo, hi, kinks=(), degree=0, singularity_distance=math.nan):
+#: grading towards a singularity or kink stops at this fraction of the interval: closer than that the
+#: target is, to float64, not smooth there, and panels of this size resolve it like a kink
+_GRADE_FLOOR = 2.0**-50
+#: a legacy scalar singularity distance (no position) splits the interval into at most this many panels
+MAX_PANELS = 4096
+
+
+def graded_breaks(lo: float, hi: float, kinks: Sequence[float] = (),
+                  foci: Sequence[tuple[float, float]] = ()) -> np.ndarray:
+    """lo, hi, the kinks inside, and for each focus (c, delta): c and c +- delta * 2**k inside (lo, hi).
+
+    Near a complex singularity at distance delta from its nearest real point c (or a kink, delta = 0), the
+    integrand varies on the scale of the distance to c: panels growing geometrically from c keep every panel
+    no longer than its distance from the singularity, with O(log(width / delta)) panels (delta is floored
+    at 2**-50 of the width).
+    """
+    w = hi - lo
+    pts = [lo, hi, *(k for k in kinks if lo < k < hi)]
+    for c, delta in foci:
+        delta = max(float(delta), w * _GRADE_FLOOR)
+        steps = delta * 2.0 ** np.arange(64)
+        steps = steps[steps < w]
+        for s in (c - steps, c + steps):
+            pts.extend(s[(s > lo) & (s < hi)].tolist())
+        if lo < c < hi:
+            pts.append(c)
+    return np.unique(np.asarray(pts, dtype=float))
+
+
+def singularity_foci(lo: float, hi: float, singularities=()) -> list[tuple[float, float]]:
+    """(nearest real point c in [lo, hi], distance) for each complex singularity closer than 2 (the
+    longest panel) to the interval."""
+    out = []
+    for z in singularities:
+        z = complex(z)
+        c = min(max(z.real, lo), hi)
+        dist = abs(z - c)
+        if dist < 2.0:
+            out.append((c, dist))
+    return out
+
+
+def quadrature_for(lo, hi, kinks=(), degree=0, singularities=()):
     """Nodes and weights integrating (f - p)^2 for p of `degree` to ~1e-13 relative on [lo, hi].
 
-    Each panel is at most as long as the distance to the target's nearest complex singularity (and at
-    most 2), so the Bernstein ellipse of every panel has rho >= 1 + sqrt(2); with 2*degree + 64 nodes
-    the polynomial part (degree 2n) is integrated exactly and the analytic part to rho**(-128).
+    `singularities` are the target's complex singularities (conjugates implied). Panels are split at the
+    kinks, graded towards each singularity near the interval (:func:`graded_breaks`) and at most 2 long, so
+    the Bernstein ellipse of every panel has rho >= 1 + sqrt(2); with 2*degree + 64 nodes the polynomial
+    part (degree 2n) is integrated exactly and the analytic part to rho**(-128). A bare number instead is a
+    singularity distance of unknown position: uniform panels that long (at most MAX_PANELS of them).
     """
-    d = singularity_distance if math.isfinite(singularity_distance) else 2.0
-    return gauss_nodes(panels(lo, hi, kinks, min(2.0, d)), 2 * degree + 64)
+    if np.ndim(singularities) == 0:
+        d = float(singularities) if math.isfinite(singularities) else 2.0
+        max_len = max(min(2.0, d), (hi - lo) / MAX_PANELS)
+        return gauss_nodes(panels(lo, hi, kinks, max_len), 2 * degree + 64)
+    edges = graded_breaks(lo, hi, kinks, singularity_foci(lo, hi, singularities))
+    return gauss_nodes(panels(lo, hi, edges[1:-1], 2.0), 2 * degree + 64)
 
 
-def rms_error(f: Fn, p: Fn, lo: float, hi: float, kinks=(), degree=0, singularity_distance=math.nan) -> float:
-    """sqrt( 1/(hi - lo) * integral_lo^hi (f - p)^2 dx )."""
-    x, w = quadrature_for(lo, hi, kinks, degree, singularity_distance)
+def rms_error(f: Fn, p: Fn, lo: float, hi: float, kinks=(), degree=0, singularities=()) -> float:
+    """sqrt( 1/(hi - lo) * integral_lo^hi (f - p)^2 dx ); `singularities` as for :func:`quadrature_for`."""
+    x, w = quadrature_for(lo, hi, kinks, degree, singularities)
     e = f(x) - p(x)
     return math.sqrt(float(np.dot(w, e * e)) / (hi - lo))
 

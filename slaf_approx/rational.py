@@ -1,11 +1,9 @@
 """Rational approximation r = P / D of a target on [lo, hi]: least squares and best uniform (minimax).
 
-A :class:`RationalFunction` holds its numerator p_0..p_m and denominator q_1..q_n in a basis phi of a
-variable v (the mapped t in [-1, 1] or, for powers, the raw x), its interval and its form:
-
-* ``"standard"``: r = P(v) / (1 + sum_{j=1..n} q_j phi_j(v));
-* ``"pau"``:      r = P(v) / (1 + |sum_{j=1..n} q_j phi_j(v)|), the "safe" denominator of the Padé activation
-  unit (Molina et al., ICLR 2020). With the power basis in the raw x this is exactly their convention.
+The fitted :class:`~slaf_approx.ratfun.RationalFunction` (numerator, denominator, form "standard" P/(1 + Q)
+or "pau" P/(1 + |Q|)) is defined in :mod:`slaf_approx.ratfun`. Both fits take a
+:class:`~slaf_approx.problem.FitProblem` (:func:`rational_lstsq`, :func:`rational_minimax`);
+:func:`fit_rational_lstsq` and :func:`fit_rational_minimax` build one from separate arguments.
 
 The fits run in the mapped variable with Chebyshev polynomials (well conditioned) and convert the result to
 the stated convention at the end; every error is then measured on the converted function.
@@ -33,7 +31,7 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -43,11 +41,12 @@ from numpy.polynomial import chebyshev as C
 from numpy.polynomial import polynomial as P
 
 from . import norms
-from .bases import SlafPolynomial, check_interval, check_variable, from_mapped, get_basis, to_mapped
+from .bases import SlafPolynomial, to_mapped
+from .problem import FitProblem, measure
+from .ratfun import FORMS, RationalFunction  # noqa: F401 (FORMS: part of this module's API)
+from .ratfun import foci as _foci
 from .remez import parity as _parity
-from .targets import Target, get_target
 
-FORMS = ("pau", "standard")
 EPS = np.finfo(float).eps
 
 
@@ -58,119 +57,6 @@ def rational_type(degree: int) -> tuple[int, int]:
     for even ones.
     """
     return (degree + 1) // 2, degree // 2
-
-
-# --------------------------------------------------------------------------------------------
-# The function
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RationalFunction:
-    """r(x) = P(v) / D(v): P = sum p_i phi_i(v), D = 1 + Q or 1 + |Q| (form), Q = sum_{j>=1} q_j phi_j(v).
-
-    numerator: p_0 .. p_m; denominator: q_1 .. q_n (no q_0: the 1 is fixed); both in increasing degree.
-    """
-
-    numerator: tuple[float, ...]
-    denominator: tuple[float, ...]
-    interval: tuple[float, float]
-    variable: str = "raw"
-    form: str = "pau"
-    basis: str = "power"
-
-    def __post_init__(self):
-        check_variable(get_basis(self.basis), self.variable)
-        object.__setattr__(self, "interval", check_interval(self.interval))
-        if self.form not in FORMS:
-            raise ValueError(f"unknown rational form {self.form!r}; allowed: {', '.join(FORMS)}")
-        num = tuple(float(c) for c in np.atleast_1d(np.asarray(self.numerator, dtype=float)))
-        den = tuple(float(c) for c in np.asarray(self.denominator, dtype=float).ravel())
-        if not num:
-            raise ValueError("a rational function needs at least one numerator coefficient")
-        object.__setattr__(self, "numerator", num)
-        object.__setattr__(self, "denominator", den)
-
-    @property
-    def type(self) -> tuple[int, int]:
-        """(m, n): numerator and denominator degrees."""
-        return len(self.numerator) - 1, len(self.denominator)
-
-    def variable_of(self, x) -> np.ndarray:
-        return np.asarray(x, dtype=float) if self.variable == "raw" else to_mapped(x, *self.interval)
-
-    def p(self, x) -> np.ndarray:
-        """The numerator P at x."""
-        return get_basis(self.basis).val(self.variable_of(x), np.asarray(self.numerator))
-
-    def q(self, x) -> np.ndarray:
-        """Q = sum_{j>=1} q_j phi_j at x (zero when n = 0)."""
-        v = self.variable_of(x)
-        if not self.denominator:
-            return np.zeros_like(v)
-        return get_basis(self.basis).val(v, np.r_[0.0, self.denominator])
-
-    def d(self, x) -> np.ndarray:
-        """The denominator D = 1 + Q (standard) or 1 + |Q| (pau) at x."""
-        q = self.q(x)
-        return 1.0 + (np.abs(q) if self.form == "pau" else q)
-
-    def __call__(self, x) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return self.p(x) / self.d(x)
-
-    def _q_roots_x(self, shift: float | None = None) -> np.ndarray:
-        """Complex roots, in x, of Q + shift (default: Q for pau, D = 1 + Q for standard)."""
-        c = np.r_[0.0, self.denominator] if self.denominator else np.zeros(1)
-        shift = (1.0 if self.form == "standard" else 0.0) if shift is None else shift
-        c = c.copy()
-        c[0] += shift  # phi_0 = 1 in every basis
-        c = np.trim_zeros(c, "b")
-        if len(c) <= 1:
-            return np.zeros(0, dtype=complex)
-        v = get_basis(self.basis).kind(c).roots().astype(complex)
-        if self.variable == "raw":
-            return v
-        lo, hi = self.interval
-        return 0.5 * (hi - lo) * v + 0.5 * (lo + hi)
-
-    def poles(self) -> np.ndarray:
-        """Zeros of the denominator, in x (complex; none for the pau form, whose D >= 1)."""
-        return np.zeros(0, dtype=complex) if self.form == "pau" else self._q_roots_x()
-
-    def piece_poles(self) -> np.ndarray:
-        """Poles of the analytic pieces of r: those of P/(1 + Q) and, for pau, of P/(1 - Q) too."""
-        if self.form == "standard":
-            return self.poles()
-        return np.r_[self._q_roots_x(1.0), self._q_roots_x(-1.0)]
-
-    def kinks(self) -> tuple[float, ...]:
-        """Points of (lo, hi) where r is not smooth: the real zeros of Q in the pau form."""
-        if self.form != "pau":
-            return ()
-        lo, hi = self.interval
-        z = self._q_roots_x()
-        tol = 1e-9 * (hi - lo)
-        real = z.real[(np.abs(z.imag) <= tol) & (z.real > lo) & (z.real < hi)]
-        return tuple(sorted(float(r) for r in real))
-
-    def min_denominator(self) -> float:
-        """min of D on [lo, hi]: 0 or less means a pole in the interval (standard form)."""
-        lo, hi = self.interval
-        if self.form == "standard":
-            for z in self.poles():
-                if abs(z.imag) <= 1e-12 * (hi - lo) and lo - 1e-12 <= z.real <= hi + 1e-12:
-                    return 0.0
-        edges = _graded_edges(lo, hi, _foci(self, ()))
-        x = np.concatenate([np.linspace(a, b, 33) for a, b in zip(edges[:-1], edges[1:], strict=True)])
-        return float(np.min(self.d(x)))
-
-    def to_dict(self) -> dict:
-        return dict(basis=self.basis, variable=self.variable, form=self.form, interval=list(self.interval),
-                    numerator=list(self.numerator), denominator=list(self.denominator))
-
-    @classmethod
-    def from_dict(cls, d: dict) -> RationalFunction:
-        return cls(tuple(d["numerator"]), tuple(d["denominator"]), tuple(d["interval"]), d["variable"],
-                   d["form"], d["basis"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,59 +95,6 @@ def _assemble(a, d, interval, basis, variable, form, internal: str = "chebyshev"
 
 
 # --------------------------------------------------------------------------------------------
-# Errors of a rational function, on panels graded towards kinks and near poles
-# --------------------------------------------------------------------------------------------
-def _graded_edges(lo: float, hi: float, foci: Sequence[tuple[float, float]]) -> np.ndarray:
-    """lo, hi and, for each focus (c, delta), c and c +- delta * 2**k inside (lo, hi).
-
-    Near a kink or a pole at distance delta from the axis, f - r varies on the scale of the distance to c:
-    geometric panels keep every panel's length comparable to its distance from c. delta = 0 grades down to
-    2**-50 of the interval; delta = inf adds c alone.
-    """
-    w = hi - lo
-    pts = [lo, hi]
-    for c, delta in foci:
-        delta = max(delta, w * 2.0**-50)
-        steps = delta * 2.0 ** np.arange(64)
-        steps = steps[steps < w]
-        for s in (c - steps, c + steps):
-            pts.extend(s[(s > lo) & (s < hi)].tolist())
-        if lo < c < hi:
-            pts.append(c)
-    return np.unique(np.asarray(pts, dtype=float))
-
-
-def _foci(r: RationalFunction, kinks, kink_delta: float = 0.0) -> list[tuple[float, float]]:
-    """Grading centres: the target's kinks (graded to kink_delta), r's own kinks (breakpoints), and the
-    poles of r's analytic pieces near the interval (graded to their distance)."""
-    lo, hi = r.interval
-    w = hi - lo
-    out = [(float(k), kink_delta) for k in kinks if lo <= k <= hi]
-    out += [(k, math.inf) for k in r.kinks()]
-    for z in r.piece_poles():
-        c = min(max(z.real, lo), hi)
-        dist = abs(complex(z) - c)
-        if dist < 0.25 * w:
-            out.append((c, dist))
-    return out
-
-
-def measure(f: Callable, r: RationalFunction, kinks=(), singularity_distance=math.nan):
-    """(max |f - r|, where, rms error) on r's interval; (inf, nan, inf) if D vanishes there."""
-    lo, hi = r.interval
-    m, n = r.type
-    if not (np.all(np.isfinite(r.numerator)) and np.all(np.isfinite(r.denominator))) or \
-            r.min_denominator() <= 0.0:
-        return math.inf, math.nan, math.inf
-    edges = _graded_edges(lo, hi, _foci(r, kinks))
-    inner = edges[1:-1]
-    emax, at = norms.max_error(f, r, lo, hi, inner, m + n)
-    x, w = _nodes(lo, hi, edges, m + n, singularity_distance)
-    e = f(x) - r(x)
-    return emax, at, math.sqrt(float(np.dot(w, e * e)) / (hi - lo))
-
-
-# --------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------
 @dataclass
@@ -279,14 +112,6 @@ class RationalFit:
     history: list[float] = field(default_factory=list)
 
 
-def _resolve(target) -> Target:
-    if isinstance(target, str):
-        return get_target(target)
-    if not isinstance(target, Target):
-        raise TypeError(f"target must be a catalogue name or a Target, got {type(target).__name__}")
-    return target
-
-
 def _check_type(m, n) -> tuple[int, int]:
     for name, v in (("m", m), ("n", n)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= 32:
@@ -294,19 +119,19 @@ def _check_type(m, n) -> tuple[int, int]:
     return int(m), int(n)
 
 
-def _setup(target, m, n, interval, form, basis, variable):
-    tg = _resolve(target)
+def _setup(problem: FitProblem, m, n, form):
     m, n = _check_type(m, n)
-    lo, hi = check_interval(interval)
-    b = get_basis(basis)
-    variable = variable or ("raw" if b.name == "power" else "mapped")
-    check_variable(b, variable)
     if form not in FORMS:
         raise ValueError(f"unknown rational form {form!r}; allowed: {', '.join(FORMS)}")
-    lam = _normaliser(b.name, variable, (lo, hi), n)
+    lo, hi = problem.interval
+    lam = _normaliser(problem.basis.name, problem.variable, (lo, hi), n)
     if abs(lam[0] - 1.0) > 1e-12:
         raise AssertionError("phi_0 must be the constant 1")  # every basis in bases.BASES has phi_0 = 1
-    return tg, m, n, lo, hi, b.name, variable, lam
+    return m, n, lo, hi, problem.basis.name, problem.variable, lam
+
+
+def _problem(target, interval, basis, variable) -> FitProblem:
+    return target if isinstance(target, FitProblem) else FitProblem.make(target, basis, interval, variable)
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,15 +167,15 @@ def _linearised(y, w, Phi, Psi, d_fix, K, iters=20, d_prev=None):
     return best
 
 
-def _nodes(lo, hi, edges, degree, singularity_distance=math.nan):
-    """Gauss-Legendre nodes on the panels between `edges` (at most 2 and the singularity distance long).
+def _nodes(lo, hi, edges, degree, singularities=()):
+    """Gauss-Legendre nodes on the panels between `edges` and graded towards the target's singularities.
 
     (f - r)^2 on a panel is a rational function times something analytic: degree + 32 nodes integrate the
     polynomial part of degree 2 * degree exactly, and a panel at distance >= its length from r's poles
     (graded panels) to rho**(-2N) with rho >= 1 + sqrt(2).
     """
-    d = singularity_distance if math.isfinite(singularity_distance) else 2.0
-    return norms.gauss_nodes(norms.panels(lo, hi, edges[1:-1], min(2.0, d)), degree + 32)
+    sing = norms.graded_breaks(lo, hi, (), norms.singularity_foci(lo, hi, singularities))
+    return norms.gauss_nodes(norms.panels(lo, hi, np.union1d(edges, sing)[1:-1], 2.0), degree + 32)
 
 
 def _internal(r: RationalFunction, m: int, n: int, K: np.ndarray) -> np.ndarray:
@@ -407,28 +232,37 @@ def fit_rational_lstsq(target, m: int, n: int, interval=(-3.0, 3.0), form: str =
                        basis: str = "power", variable: str | None = None,
                        weight: Callable[[np.ndarray], np.ndarray] | None = None,
                        maxiter: int = 1000, start: RationalFunction | None = None) -> RationalFit:
+    """:func:`rational_lstsq` of the problem (target, basis, interval, variable); `weight` a function of x."""
+    return rational_lstsq(_problem(target, interval, basis, variable), m, n, form, weight=weight,
+                          maxiter=maxiter, start=start)
+
+
+def rational_lstsq(problem: FitProblem, m: int, n: int, form: str = "pau", *,
+                   weight: Callable[[np.ndarray], np.ndarray] | None = None, maxiter: int = 1000,
+                   start: RationalFunction | None = None) -> RationalFit:
     """Best L2 approximation of type (m, n) in `form`: minimise integral w (f - P/D)^2 over [lo, hi].
 
     The integral is Gauss-Legendre on panels split at the target's kinks and, in a second pass, at the
     fitted function's own kinks (pau) and graded towards its near poles. `weight` (a function of x) defaults
-    to 1. The fit starts from the linearised (Sanathanan-Koerner) solution, from the polynomial of degree m
-    or from `start` (e.g. the fit of a lower type), and in the pau form also from the standard form's
-    optimum; it keeps the best local optimum of scipy.optimize.least_squares (a pole-free one in the
-    standard form). The problem is not convex: this is the best of those local optima, not a certified
-    global one. Coefficients are reported in `basis` / `variable` (default: powers of the raw x, PAU's
-    convention).
+    to the problem's weight. The fit starts from the linearised (Sanathanan-Koerner) solution, from the
+    polynomial of degree m or from `start` (e.g. the fit of a lower type), and in the pau form also from
+    the standard form's optimum; it keeps the best local optimum of scipy.optimize.least_squares (a
+    pole-free one in the standard form). The problem is not convex: this is the best of those local
+    optima, not a certified global one. Coefficients are reported in the problem's basis and variable.
     """
-    tg, m, n, lo, hi, basis, variable, lam = _setup(target, m, n, interval, form, basis, variable)
+    m, n, lo, hi, basis, variable, lam = _setup(problem, m, n, form)
     if start is not None and (start.type[0] > m or start.type[1] > n):
         raise ValueError(f"start of type {start.type} is not of type ({m}, {n}) or lower")
-    kinks = [k for k in tg.kinks if lo < k < hi]
+    if weight is None and problem.weight != "uniform":
+        weight = problem.weights
+    kinks = list(problem.kinks)
     K = scipy.linalg.null_space(lam[None, :]) if n else np.zeros((1, 0))
     d_fix = np.zeros(n + 1)
     d_fix[0] = 1.0
-    f = lambda x: norms.target_values(tg, x, lo, hi)  # noqa: E731
+    f = problem.f
 
     def system(edges):
-        x, w = _nodes(lo, hi, edges, m + n, tg.singularity_distance)
+        x, w = _nodes(lo, hi, edges, m + n, problem.singularities)
         if weight is not None:
             w = w * np.asarray(weight(x), dtype=float)
         t = to_mapped(x, lo, hi)
@@ -448,13 +282,13 @@ def fit_rational_lstsq(target, m: int, n: int, interval=(-3.0, 3.0), form: str =
             rf = _assemble(a, d_fix + K @ z, (lo, hi), basis, variable, form)
             ok = math.isfinite(cost) and (form == "pau" or rf.min_denominator() > 0)
             out = ((not ok, cost), np.r_[a, z], rf, status)
-            new = _graded_edges(lo, hi, _foci(rf, kinks, math.inf))
+            new = norms.graded_breaks(lo, hi, (), _foci(rf, kinks, math.inf))
             if np.setdiff1d(new, edges).size == 0:
                 break
             edges, c0 = np.union1d(edges, new), out[1]
         return out, nfev
 
-    edges = _graded_edges(lo, hi, [(k, math.inf) for k in kinks])
+    edges = norms.graded_breaks(lo, hi, (), [(k, math.inf) for k in kinks])
     y, w, Phi, Psi = system(edges)
     a_sk, z_sk = _linearised(y, w, Phi, Psi, d_fix, K)
     poly = np.linalg.lstsq(Phi * np.sqrt(w)[:, None], y * np.sqrt(w), rcond=None)[0]
@@ -463,10 +297,10 @@ def fit_rational_lstsq(target, m: int, n: int, interval=(-3.0, 3.0), form: str =
     if start is None:
         starts.append((edges, np.r_[poly, np.zeros(n)]))
     if form == "pau" and n:  # |Q| is not smooth at Q = 0: also start from the standard form's optimum
-        others.append(fit_rational_lstsq(tg, m, n, (lo, hi), "standard", basis=basis, variable=variable,
-                                         weight=weight, maxiter=maxiter, start=start).function)
+        others.append(rational_lstsq(problem, m, n, "standard", weight=weight, maxiter=maxiter,
+                                     start=start).function)
     for r0 in others:
-        starts.append((np.union1d(edges, _graded_edges(lo, hi, _foci(r0, kinks, math.inf))),
+        starts.append((np.union1d(edges, norms.graded_breaks(lo, hi, (), _foci(r0, kinks, math.inf))),
                        _internal(r0, m, n, K)))
     best, nfev = None, 0
     for e0, c0 in starts:
@@ -475,13 +309,13 @@ def fit_rational_lstsq(target, m: int, n: int, interval=(-3.0, 3.0), form: str =
         if out is None:
             continue
         # compare candidates by their accurately measured rms error (each was fitted on its own nodes)
-        key = (out[0][0], measure(f, out[2], kinks, tg.singularity_distance)[2])
+        key = (out[0][0], measure(problem, out[2])[2])
         if best is None or key < best[0]:
             best = (key, *out[1:])
     if best is None:
-        raise ValueError(f"target {tg.name!r}: no finite rational least-squares fit of type ({m}, {n})")
+        raise ValueError(f"target {problem.name!r}: no finite rational least-squares fit of type ({m}, {n})")
     key, c, rf, status = best
-    emax, at, rms = measure(f, rf, kinks, tg.singularity_distance)
+    emax, at, rms = measure(problem, rf)
     notes = []
     if key[0]:
         notes.append("pole in the interval")
@@ -645,7 +479,7 @@ def _eig_step(red: _Reduced, ref: np.ndarray, an: np.ndarray, dn: np.ndarray):
 
 def _extrema(red: _Reduced, e: Callable, d: np.ndarray, degree: int):
     foci = [(k, 0.0) for k in red.kinks if red.a <= k <= 1.0] + red.pole_foci(d)
-    edges = _graded_edges(red.a, 1.0, foci)
+    edges = norms.graded_breaks(red.a, 1.0, (), foci)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return norms.signed_extrema(e, edges, norms.grid_size(degree))
 
@@ -656,7 +490,7 @@ def _start(red: _Reduced, degree: int, lawson: int = 25):
     When that has a pole or too few alternations (the linearisation can move a pole that sits just outside
     the interval into it), the start is the true least-squares optimum instead, reweighted a few times.
     """
-    edges = _graded_edges(red.a, 1.0, [(k, 2.0**-36) for k in red.kinks if red.a <= k <= 1.0])
+    edges = norms.graded_breaks(red.a, 1.0, (), [(k, 2.0**-36) for k in red.kinks if red.a <= k <= 1.0])
     s, w0 = norms.gauss_nodes(norms.panels(red.a, 1.0, edges[1:-1], 0.5), degree + 16)
     y = red.g(s)
     Phi, Psi = red.vander(s, red.m)[:, red.nidx], red.vander(s, red.n)[:, red.didx]
@@ -723,7 +557,7 @@ def _dca(red: _Reduced, an, dn, degree: int, maxiter: int = 40):
     """
     _, d = red.series(an, dn)
     foci = [(k, 2.0**-30) for k in red.kinks if red.a <= k <= 1.0] + red.pole_foci(d)
-    edges = _graded_edges(red.a, 1.0, foci)
+    edges = norms.graded_breaks(red.a, 1.0, (), foci)
     u = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, 2 * degree + 8))
     s = np.unique((edges[:-1, None] + (edges[1:] - edges[:-1])[:, None] * u[None, :]).ravel())
     y = red.g(s)
@@ -821,6 +655,13 @@ def _block(red: _Reduced, rtol: float, maxiter: int, floor: float):
 def fit_rational_minimax(target, m: int, n: int, interval=(-3.0, 3.0), form: str = "standard", *,
                          basis: str = "power", variable: str | None = None, rtol: float = 1e-6,
                          maxiter: int = 60) -> RationalFit:
+    """:func:`rational_minimax` of the problem (target, basis, interval, variable)."""
+    return rational_minimax(_problem(target, interval, basis, variable), m, n, form, rtol=rtol,
+                            maxiter=maxiter)
+
+
+def rational_minimax(problem: FitProblem, m: int, n: int, form: str = "standard", *, rtol: float = 1e-6,
+                     maxiter: int = 60) -> RationalFit:
     """Best uniform approximation of type (m, n) on [lo, hi], with de la Vallée Poussin's certificate.
 
     `levelled_error` is h = min |f - r| over an alternating set of the required size for the final,
@@ -829,10 +670,9 @@ def fit_rational_minimax(target, m: int, n: int, interval=(-3.0, 3.0), form: str
     approximation in the PAU form when its Q is >= 0 on the interval (then 1 + |Q| = 1 + Q); otherwise the
     standard form with a note.
     """
-    tg, m, n, lo, hi, basis, variable, lam = _setup(target, m, n, interval, form, basis, variable)
-    kinks = [k for k in tg.kinks if lo < k < hi]
-    f = lambda x: norms.target_values(tg, x, lo, hi)  # noqa: E731
-    f_t = lambda t: f(from_mapped(t, lo, hi))  # noqa: E731
+    m, n, lo, hi, basis, variable, lam = _setup(problem, m, n, form)
+    kinks = list(problem.kinks)
+    f, f_t = problem.f, problem.f_t
     kinks_t = [float(to_mapped(k, lo, hi)) for k in kinks]
     red = _reduce(f_t, kinks_t, m, n)
     xs = np.linspace(-1, 1, 257)
@@ -864,11 +704,11 @@ def fit_rational_minimax(target, m: int, n: int, interval=(-3.0, 3.0), form: str
         else:
             notes.append("the best approximation's Q takes negative values: not of the PAU form; "
                          "reported in the standard form")
-    emax, at, rms = measure(f, rf, kinks, tg.singularity_distance)
+    emax, at, rms = measure(problem, rf)
     # certificate for the reported function: alternation on the reduced interval ([centre, hi] or all)
     x0 = lo if red.a == -1.0 else 0.5 * (lo + hi)
-    foci = _foci(rf, kinks)
-    edges = _graded_edges(x0, hi, [(c, s) for c, s in foci if x0 <= c <= hi])
+    fc = _foci(rf, kinks)
+    edges = norms.graded_breaks(x0, hi, (), [(c, s) for c, s in fc if x0 <= c <= hi])
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         xe, ee = norms.signed_extrema(lambda x: f(x) - rf(x), edges, norms.grid_size(m + n))
     need = red.count - defect

@@ -1,0 +1,256 @@
+"""The fitting problem, and the one target lookup, approximant evaluator and error measurement.
+
+A :class:`FitProblem` is everything a fitting method needs to know besides the degree: the target (a
+catalogue :class:`~slaf_approx.targets.Target` or any numpy-vectorised Python callable), the basis, the
+variable the basis is evaluated in, the interval and the weight of the least-squares measure. It is built
+and validated once (:meth:`FitProblem.make`), and every method (lstsq, minimax, gradient, rational) takes it.
+
+* :func:`resolve_target` turns a catalogue name, a Target or a callable into a target (the one lookup).
+* :func:`approximant` turns a fitted row (a FitRecord, a results-table row or a coefficient-file entry)
+  into the callable it describes: a :class:`~slaf_approx.bases.SlafPolynomial` or a
+  :class:`~slaf_approx.ratfun.RationalFunction` (the one evaluator).
+* :func:`measure` gives the exact max and rms errors of an approximant on a problem (the one error
+  measurement); :func:`measure_row` does it for a row against its catalogue target.
+
+A callable's kinks are unknown unless given (:class:`FunctionTarget`): it is then sampled on
+``DENSE_PANELS`` panels instead of on the kink-split ones, and the problem's ``note`` says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import norms
+from .bases import Basis, SlafPolynomial, check_interval, check_variable, from_mapped, get_basis, to_mapped
+from .ratfun import RationalFunction, foci
+from .targets import Target, get_target
+
+#: panels a target of unknown kinks is sampled on (for quadrature, the max-error search and Remez)
+DENSE_PANELS = 32
+
+
+class FunctionTarget:
+    """A plain numpy-vectorised Python callable as a target, with optional kinks and singularities.
+
+    Without `kinks` its smoothness is unknown (``kinks_known`` False) and it is sampled densely.
+    """
+
+    def __init__(self, fn: Callable, name: str | None = None, kinks=None, singularities=()):
+        if not callable(fn):
+            raise TypeError(f"a function target must be callable, got {type(fn).__name__}")
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "") or "function"
+        if self.name == "<lambda>":
+            self.name = "lambda"
+        self.kinks_known = kinks is not None
+        try:
+            self.kinks = tuple(sorted(float(k) for k in (kinks or ())))
+            self.singularities = tuple(complex(z) for z in singularities)
+        except (TypeError, ValueError):
+            raise ValueError(f"function target {self.name!r}: kinks must be numbers and singularities "
+                             f"complex numbers, got {kinks!r} and {singularities!r}") from None
+        self.params: dict = {}
+
+    def __call__(self, x) -> np.ndarray:
+        return np.asarray(self.fn(np.asarray(x, dtype=float)), dtype=float)
+
+    @property
+    def singularity_distance(self) -> float:
+        if not self.singularities:
+            return math.nan
+        return min(abs(z.imag) for z in self.singularities)
+
+    def with_params(self, **params) -> FunctionTarget:
+        if params:
+            raise ValueError(f"function target {self.name!r} takes no parameters, got {', '.join(params)}")
+        return self
+
+    def __repr__(self) -> str:
+        return f"FunctionTarget({self.name!r}, kinks={self.kinks if self.kinks_known else None})"
+
+
+def resolve_target(target, params: Mapping | None = None):
+    """A target from a catalogue name, a Target or a numpy-vectorised callable (the one lookup)."""
+    if isinstance(target, str):
+        return get_target(target, **dict(params or {}))
+    if isinstance(target, (Target, FunctionTarget)):
+        return target.with_params(**dict(params)) if params else target
+    if callable(target):
+        return FunctionTarget(target).with_params(**dict(params or {}))
+    raise TypeError(f"target must be a catalogue name, a Target or a numpy-vectorised callable, "
+                    f"got {type(target).__name__}")
+
+
+def parse_weight(weight: str) -> tuple[str, float]:
+    """'uniform', 'normal' (sigma = 1) or 'normal:SIGMA' -> (kind, sigma)."""
+    if weight == "uniform":
+        return "uniform", math.nan
+    if isinstance(weight, str) and weight.split(":")[0] == "normal":
+        parts = weight.split(":")
+        try:
+            sigma = float(parts[1]) if len(parts) == 2 else 1.0 if len(parts) == 1 else math.nan
+        except ValueError:
+            sigma = math.nan
+        if math.isfinite(sigma) and sigma > 0:
+            return "normal", sigma
+    raise ValueError(f"unknown weight {weight!r}; allowed: 'uniform', 'normal' or 'normal:SIGMA' (SIGMA > 0)")
+
+
+def weight_values(weight: str, x: np.ndarray) -> np.ndarray:
+    kind, sigma = parse_weight(weight)
+    if kind == "uniform":
+        return np.ones_like(x)
+    return np.exp(-0.5 * (x / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))  # N(0, sigma^2) density
+
+
+@dataclass(frozen=True)
+class FitProblem:
+    """What is fitted: target on [lo, hi] by a series in `basis` of `variable`, least squares in `weight`."""
+
+    target: Any
+    basis: Basis
+    variable: str
+    interval: tuple[float, float]
+    weight: str = "uniform"
+
+    @classmethod
+    def make(cls, target, basis: str | Basis = "chebyshev", interval=(-3.0, 3.0), variable: str | None = None,
+             weight: str = "uniform", params: Mapping | None = None) -> FitProblem:
+        """Validate everything once: basis, variable (default: the basis' own), interval, weight, target,
+        and that the target is finite and bounded on the interval."""
+        b = get_basis(basis)
+        variable = check_variable(b, variable or b.default_variable)
+        lo, hi = check_interval(interval)
+        parse_weight(weight)
+        p = cls(resolve_target(target, params), b, variable, (lo, hi), weight)
+        norms.check_bounded(p.f, norms.breakpoints(lo, hi, p.breaks), p.target.name)
+        return p
+
+    @property
+    def lo(self) -> float:
+        return self.interval[0]
+
+    @property
+    def hi(self) -> float:
+        return self.interval[1]
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    @property
+    def params(self) -> dict:
+        return dict(self.target.params)
+
+    @property
+    def kinks_known(self) -> bool:
+        return bool(getattr(self.target, "kinks_known", True))
+
+    @property
+    def kinks(self) -> tuple[float, ...]:
+        """The target's kinks strictly inside the interval."""
+        return tuple(k for k in self.target.kinks if self.lo < k < self.hi)
+
+    @property
+    def breaks(self) -> tuple[float, ...]:
+        """Panel breakpoints inside the interval: the kinks, or DENSE_PANELS panels when they are unknown."""
+        if self.kinks_known:
+            return self.kinks
+        return tuple(np.linspace(self.lo, self.hi, DENSE_PANELS + 1)[1:-1].tolist()) + self.kinks
+
+    @property
+    def singularities(self) -> tuple[complex, ...]:
+        return tuple(getattr(self.target, "singularities", ()))
+
+    @property
+    def note(self) -> str:
+        """What the record should say about how the target was sampled."""
+        return "" if self.kinks_known else f"kinks unknown: sampled on {DENSE_PANELS} panels"
+
+    def f(self, x) -> np.ndarray:
+        """Target values at x, checked finite."""
+        return norms.target_values(self.target, np.asarray(x, dtype=float), self.lo, self.hi)
+
+    def f_t(self, t) -> np.ndarray:
+        """Target values at the mapped points t in [-1, 1]."""
+        return self.f(from_mapped(t, self.lo, self.hi))
+
+    def breaks_t(self) -> list[float]:
+        return [float(to_mapped(k, self.lo, self.hi)) for k in self.breaks]
+
+    def argument(self, x) -> np.ndarray:
+        return self.basis.argument(x, self.interval, self.variable)
+
+    def weights(self, x) -> np.ndarray:
+        return weight_values(self.weight, np.asarray(x, dtype=float))
+
+    def quadrature(self, degree: int) -> tuple[np.ndarray, np.ndarray]:
+        """Nodes and weights of the problem's measure (uniform times the weight) for degree-`degree` fits."""
+        x, w = norms.quadrature_for(self.lo, self.hi, self.breaks, degree, self.singularities)
+        return x, w * self.weights(x)
+
+    def polynomial(self, coef) -> SlafPolynomial:
+        return SlafPolynomial(self.basis.name, tuple(np.asarray(coef, dtype=float).ravel()), self.interval,
+                              self.variable)
+
+
+def _field(row, key, default=None):
+    if isinstance(row, Mapping):
+        return row.get(key, default)
+    return getattr(row, key, default)
+
+
+def approximant(row) -> SlafPolynomial | RationalFunction:
+    """The fitted function a row describes (FitRecord, results-table row or coefficient-file entry).
+
+    Interval from ``interval`` or ``lo``/``hi``; a non-empty ``form`` makes it a RationalFunction.
+    """
+    interval = _field(row, "interval")
+    interval = tuple(interval) if interval is not None else (_field(row, "lo"), _field(row, "hi"))
+    coef = _field(row, "coefficients")
+    coef = () if coef is None else tuple(np.asarray(coef, dtype=float).ravel())
+    if not coef:
+        raise ValueError("a fitted row needs at least one coefficient, got none")
+    if _field(row, "form"):
+        return RationalFunction(coef, tuple(_field(row, "denominator") or ()), interval,
+                                _field(row, "variable"), _field(row, "form"), _field(row, "basis"))
+    return SlafPolynomial(_field(row, "basis"), coef, interval, _field(row, "variable"))
+
+
+def measure(problem: FitProblem, g: SlafPolynomial | RationalFunction) -> tuple[float, float, float]:
+    """(max |f - g|, where it is attained, rms error) on the problem's interval; (inf, nan, inf) for
+    non-finite coefficients or a denominator vanishing on the interval."""
+    lo, hi = problem.interval
+    if isinstance(g, RationalFunction):
+        m, n = g.type
+        if not (np.all(np.isfinite(g.numerator)) and np.all(np.isfinite(g.denominator))) or \
+                g.min_denominator() <= 0.0:
+            return math.inf, math.nan, math.inf
+        # f - r varies fast near r's own kinks and near poles: panels graded towards them
+        edges = norms.graded_breaks(lo, hi, problem.breaks, foci(g, problem.kinks))
+        emax, at = norms.max_error(problem.f, g, lo, hi, edges[1:-1], m + n)
+        sing = norms.graded_breaks(lo, hi, (), norms.singularity_foci(lo, hi, problem.singularities))
+        x, w = norms.gauss_nodes(norms.panels(lo, hi, np.union1d(edges, sing)[1:-1], 2.0), m + n + 32)
+        e = problem.f(x) - g(x)
+        return emax, at, math.sqrt(float(np.dot(w, e * e)) / (hi - lo))
+    if not np.all(np.isfinite(g.coef)):
+        return math.inf, math.nan, math.inf
+    with np.errstate(over="ignore", invalid="ignore"):
+        emax, at = norms.max_error(problem.f, g, lo, hi, problem.breaks, g.degree)
+        rms = norms.rms_error(problem.f, g, lo, hi, problem.breaks, g.degree, problem.singularities)
+    return emax, at, rms
+
+
+def measure_row(row, target=None) -> tuple[float, float, float]:
+    """:func:`measure` of a row's approximant against `target` (default: the row's catalogue target with
+    its params), on the row's interval."""
+    g = approximant(row)
+    tg = resolve_target(target if target is not None else _field(row, "target"),
+                        None if target is not None else _field(row, "params"))
+    basis = g.basis if isinstance(g.basis, str) else g.basis.name
+    return measure(FitProblem(tg, get_basis(basis), g.variable, g.interval), g)

@@ -85,6 +85,10 @@ def cmd_fit(args) -> int:
     from .fit import fit
 
     extra = {"form": args.form} if args.form else {}
+    if args.degree is None and args.tol is None:
+        raise UsageError("fit needs --degree N or --tol EPS")
+    if args.tol is not None:
+        extra["tol"] = args.tol
     rec = fit(args.target, args.degree, args.method, args.basis, args.interval, variable=args.variable,
               params=_params(args.param), weight=args.weight, steps=args.steps, optimizer=args.optimizer,
               seed=args.seed, **extra)
@@ -324,7 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fit", help="fit one target")
     f.add_argument("target")
-    f.add_argument("--degree", "-n", type=_degree, required=True)
+    f.add_argument("--degree", "-n", type=_degree, default=None,
+                   help="polynomial degree 0-64 (with --tol: the largest tried, default 64)")
+    f.add_argument("--tol", type=float, default=None, metavar="EPS",
+                   help="lstsq/minimax: fit the lowest degree whose max error is <= EPS")
     f.add_argument("--method", choices=ALL_METHODS, default="lstsq")
     f.add_argument("--basis", choices=list(BASES), default="chebyshev")
     f.add_argument("--variable", choices=VARIABLES, default=None,

@@ -179,19 +179,20 @@ def _minimax(problem: FitProblem, degrees: list[int], opts: dict) -> list[dict]:
 
 def certify_minimax(problem: FitProblem, coef: np.ndarray, degree: int, rtol: float, out: dict) -> None:
     """De la Vallée Poussin for the reported coefficients: h <= E_n <= max_error must agree to rtol plus
-    the rounding of evaluating them in their basis; otherwise the fit is not converged, and says why."""
+    the rounding floor of the exchange itself (that of evaluating f - p in Chebyshev polynomials); otherwise
+    the fit is not converged, and the note says why. Coefficients in an ill-conditioned basis (raw powers at
+    high degree) lose the best approximation in rounding: they are not certified."""
     h, emax = out.get("levelled_error", math.nan), out["max_error"]
     if not (out["converged"] and math.isfinite(h)):
         return
-    lo, hi = problem.interval
-    x = np.linspace(lo, hi, 513)
-    size = np.abs(problem.basis.vander(problem.argument(x), degree)) @ np.abs(coef)
-    rounding = 8 * (degree + 2) * EPS * float(np.max(size))
+    scale = float(np.max(np.abs(problem.f(np.linspace(problem.lo, problem.hi, 129)))))
+    rounding = 4 * (degree + 2) * EPS * scale  # remez's floor
     if emax - h > rtol * emax + rounding:
         out["converged"] = False
         out["note"] = "; ".join(s for s in (out.get("note", ""), (
-            f"certificate fails in the {problem.basis.name} basis ({problem.variable}): max error "
-            f"{emax:.3g} > levelled error {h:.3g} (the conversion from Chebyshev lost accuracy)")) if s)
+            f"certificate fails in the {problem.basis.name} basis ({problem.variable}): (E - h)/E = "
+            f"{(emax - h) / emax:.2g} > rtol {rtol:g}, max error {emax:.3g} against levelled error {h:.3g} "
+            f"(converting from Chebyshev lost accuracy)")) if s)
 
 
 def _check_optimizer(opts: dict) -> tuple[str, int]:

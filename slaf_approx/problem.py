@@ -240,8 +240,10 @@ def measure(problem: FitProblem, g: SlafPolynomial | RationalFunction) -> tuple[
         return emax, at, math.sqrt(float(np.dot(w, e * e)) / (hi - lo))
     if not np.all(np.isfinite(g.coef)):
         return math.inf, math.nan, math.inf
+    # a peak narrower than the grid (a singularity close to the axis) needs the graded panels to be seen
+    edges = norms.graded_breaks(lo, hi, problem.breaks, norms.singularity_foci(lo, hi, problem.singularities))
     with np.errstate(over="ignore", invalid="ignore"):
-        emax, at = norms.max_error(problem.f, g, lo, hi, problem.breaks, g.degree)
+        emax, at = norms.max_error(problem.f, g, lo, hi, edges[1:-1], g.degree)
         rms = norms.rms_error(problem.f, g, lo, hi, problem.breaks, g.degree, problem.singularities)
     return emax, at, rms
 

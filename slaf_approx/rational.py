@@ -45,7 +45,8 @@ from .bases import SlafPolynomial, to_mapped
 from .problem import FitProblem, measure
 from .ratfun import FORMS, RationalFunction  # noqa: F401 (FORMS: part of this module's API)
 from .ratfun import foci as _foci
-from .remez import parity as _parity
+from .remez import alternating_window as _window
+from .remez import reduce_symmetry
 
 EPS = np.finfo(float).eps
 
@@ -408,36 +409,18 @@ class _Reduced:
 
 
 def _reduce(f, kinks_t, m, n) -> _Reduced:
-    sym = _parity(f, kinks_t)
+    """The half-interval problem of remez.reduce_symmetry, when rationals of type (m, n) keep its form:
+    R_mn + constants = R_mn when m >= n, R_mn + linear = R_mn when m >= n + 1."""
+    sym = reduce_symmetry(f, kinks_t)
     allk = lambda k: np.arange(k + 1)  # noqa: E731
-    ev = lambda k: np.arange(0, k + 1, 2)  # noqa: E731
-    od = lambda k: np.arange(1, k + 1, 2)  # noqa: E731
     half = sorted({abs(k) for k in kinks_t})
-    if sym == "even":
-        return _Reduced(f, 0.0, ev(m), ev(n), m, n, half, sym, "power")
-    if sym == "odd" and m >= 1:
-        return _Reduced(f, 0.0, od(m), ev(n), m, n, half, sym, "power")
-    if sym == "const+odd" and m >= max(n, 1):  # R_mn + constants = R_mn when m >= n
-        c = float(f(np.zeros(1))[0])
-        return _Reduced(lambda s: 0.5 * (f(s) - f(-s)), 0.0, od(m), ev(n), m, n, half, sym, "power", c)
-    if sym == "linear+even" and m >= n + 1:  # R_mn + linear = R_mn when m >= n + 1
-        c = 0.5 * float(f(np.ones(1))[0] - f(-np.ones(1))[0])
-        return _Reduced(lambda s: 0.5 * (f(s) + f(-s)), 0.0, ev(m), ev(n), m, n, half, sym, "power", c)
-    return _Reduced(f, -1.0, allk(m), allk(n), m, n, sorted(kinks_t), "none", "power")
-
-
-def _window(xs: np.ndarray, es: np.ndarray, count: int):
-    """Indices of `count` consecutive alternating extrema that hold the largest |e| and have the largest
-    min |e|; None if there are fewer than `count`."""
-    if len(xs) < count:
-        return None
-    imax = int(np.argmax(np.abs(es)))
-    best, best_h = None, -1.0
-    for i in range(max(0, imax - count + 1), min(imax, len(xs) - count) + 1):
-        h = float(np.min(np.abs(es[i:i + count])))
-        if h > best_h:
-            best, best_h = np.arange(i, i + count), h
-    return best
+    usable = {"even": True, "odd": m >= 1, "const+odd": m >= max(n, 1), "linear+even": m >= n + 1,
+              "none": False}[sym.kind]
+    if not usable:
+        return _Reduced(f, -1.0, allk(m), allk(n), m, n, sorted(kinks_t), "none", "power")
+    fixed = sym.constant if sym.kind == "const+odd" else sym.slope
+    return _Reduced(sym.g, 0.0, np.arange(sym.first, m + 1, 2), np.arange(0, n + 1, 2), m, n, half, sym.kind,
+                    "power", fixed)
 
 
 def _eig_step(red: _Reduced, ref: np.ndarray, an: np.ndarray, dn: np.ndarray):

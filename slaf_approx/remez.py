@@ -54,16 +54,46 @@ def parity(f: Callable, breaks) -> str:
     return "none"
 
 
-def _exchange(xs: np.ndarray, es: np.ndarray, m: int) -> np.ndarray | None:
-    """m alternating points holding the global maximum, dropping the smaller end point while too many."""
-    i, j = 0, len(xs)
+@dataclass(frozen=True)
+class Symmetry:
+    """A target's symmetry on [-1, 1] and the half-interval problem on [0, 1] it reduces to.
+
+    g is approximated on [0, 1] by the even (first = 0) or odd (first = 1) basis functions; `constant`
+    (const+odd) and `slope` (linear+even, the coefficient of t) are represented exactly and added back.
+    """
+
+    kind: str  # as parity(): "even", "odd", "const+odd", "linear+even" or "none"
+    g: Callable
+    first: int = 0
+    constant: float = 0.0
+    slope: float = 0.0
+
+
+def reduce_symmetry(f: Callable, breaks) -> Symmetry:
+    """The half-interval problem of f (the classification of :func:`parity`); kind "none": g = f."""
+    kind = parity(f, breaks)
+    if kind in ("even", "odd"):
+        return Symmetry(kind, f, 0 if kind == "even" else 1)
+    if kind == "const+odd":
+        return Symmetry(kind, lambda t: 0.5 * (f(t) - f(-t)), 1, constant=float(f(np.zeros(1))[0]))
+    if kind == "linear+even":
+        slope = 0.5 * float(f(np.ones(1))[0] - f(-np.ones(1))[0])
+        return Symmetry(kind, lambda t: 0.5 * (f(t) + f(-t)), 0, slope=slope)
+    return Symmetry("none", f)
+
+
+def alternating_window(xs: np.ndarray, es: np.ndarray, count: int) -> np.ndarray | None:
+    """The exchange: indices of `count` consecutive alternating extrema that hold the largest |e| and have
+    the largest min |e|; None if there are fewer than `count`."""
+    if len(xs) < count:
+        return None
     imax = int(np.argmax(np.abs(es)))
-    while j - i > m:
-        if imax == i or (imax != j - 1 and abs(es[j - 1]) < abs(es[i])):
-            j -= 1
-        else:
-            i += 1
-    return xs[i:j] if j - i == m else None
+    best, best_h = None, -1.0
+    for i in range(max(0, imax - count + 1), min(imax, len(xs) - count) + 1):
+        h = float(np.min(np.abs(es[i:i + count])))
+        if h > best_h:
+            best, best_h = np.arange(i, i + count), h
+    return best
 
 
 def _remez_core(g: Callable, cols: Callable, nfun: int, ref: np.ndarray, edges: np.ndarray,
@@ -94,12 +124,12 @@ def _remez_core(g: Callable, cols: Callable, nfun: int, ref: np.ndarray, edges: 
         if emax - h <= floor and emax - h > 0.5 * gap:
             return b, h, emax, it, True, "resolution-limited", history
         gap = emax - h
-        new = _exchange(xs, es, nfun + 1)
-        if new is None:
+        idx = alternating_window(xs, es, nfun + 1)
+        if idx is None:
             ok = gap <= floor
             return (b, h, emax, it, ok,
                     "resolution-limited" if ok else f"fewer than {nfun + 1} alternating extrema", history)
-        ref = new
+        ref = xs[idx]
     return b, h, emax, maxiter, False, "maximum iterations reached", history
 
 
@@ -107,10 +137,10 @@ def remez(f: Callable, degree: int, kinks_t=(), rtol: float = 1e-9, maxiter: int
     """Best approximation of degree `degree` to f(t) on [-1, 1] (f vectorised over float64 arrays)."""
     kinks = np.asarray([k for k in kinks_t if -1.0 < k < 1.0], dtype=float)
     n = degree
-    sym = parity(f, kinks)
-    if sym == "linear+even" and n == 0:
-        sym = "none"  # the linear part is not representable; this case is not degenerate anyway
-    if sym == "none":
+    sym = reduce_symmetry(f, kinks)
+    if sym.kind == "linear+even" and n == 0:
+        sym = Symmetry("none", f)  # the linear part is not representable; this case is not degenerate anyway
+    if sym.kind == "none":
         edges = np.unique(np.r_[-1.0, kinks, 1.0])
         ref = -np.cos(np.pi * np.arange(n + 2) / (n + 1))
         b, h, emax, it, conv, note, hist = _remez_core(
@@ -119,16 +149,10 @@ def remez(f: Callable, degree: int, kinks_t=(), rtol: float = 1e-9, maxiter: int
 
     # Half-interval problem on [0, 1] in the even (first = 0) or odd (first = 1) Chebyshev polynomials.
     fixed = np.zeros(n + 1)
-    if sym == "even":
-        first, g = 0, f
-    elif sym == "linear+even":
-        first = 0
-        fixed[1] = 0.5 * float(f(np.array([1.0]))[0] - f(np.array([-1.0]))[0])
-        g = lambda t: 0.5 * (f(t) + f(-t))  # noqa: E731
-    else:  # "odd" or "const+odd"
-        first = 1
-        fixed[0] = float(f(np.array([0.0]))[0]) if sym == "const+odd" else 0.0
-        g = lambda t: 0.5 * (f(t) - f(-t))  # noqa: E731
+    fixed[0] = sym.constant
+    if n >= 1:
+        fixed[1] = sym.slope  # T_1 = t
+    first, g = sym.first, sym.g
     idx = np.arange(first, n + 1, 2)
     nfun = len(idx)
     # reference: the nfun + 1 nonnegative extrema of T_(2 nfun + first), ascending
@@ -138,5 +162,5 @@ def remez(f: Callable, degree: int, kinks_t=(), rtol: float = 1e-9, maxiter: int
         g, lambda t: C.chebvander(t, n)[:, idx], nfun, ref, edges, n, rtol, maxiter)
     c = fixed
     c[idx] += b
-    note = "; ".join(s for s in (f"symmetric: {sym}", note) if s)
+    note = "; ".join(s for s in (f"symmetric: {sym.kind}", note) if s)
     return RemezResult(c, h, emax, it, conv, note, hist)

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write
-from .bases import BASES, VARIABLES, SlafPolynomial
+from .bases import BASES, VARIABLES, SlafPolynomial, check_interval
 from .fit import ALL_METHODS, FitRecord, fit
 from .problem import approximant, measure_row, resolve_target
 from .ratfun import FORMS, RationalFunction
@@ -156,9 +156,12 @@ def _check_entry(e, fail) -> None:
     if e["method"] not in ALL_METHODS:
         fail("method", f"unknown method {e['method']!r}; allowed: {', '.join(ALL_METHODS)}")
     iv = e["interval"]
-    if not (isinstance(iv, list) and len(iv) == 2 and all(_is_number(v) and math.isfinite(v) for v in iv)
-            and iv[0] < iv[1]):
+    if not (isinstance(iv, list) and len(iv) == 2 and all(_is_number(v) for v in iv)):
         fail("interval", f"expected [lo, hi] with finite lo < hi, got {iv!r}")
+    try:
+        check_interval(iv)
+    except ValueError as exc:
+        fail("interval", f"expected [lo, hi] with finite lo < hi, wide enough: {exc}")
     for k in ("coefficients", "denominator"):
         v = e[k]
         if not (isinstance(v, list) and all(_is_number(c) and math.isfinite(c) for c in v)):

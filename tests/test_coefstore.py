@@ -128,6 +128,10 @@ GELU = "gelu_rational-lstsq_5_4_pau"
     (lambda d: _entry(d, "relu_minimax_5_power").update(form="pau"), "field 'form': a polynomial has form"),
     (lambda d: _entry(d, GELU).update(form="safe"), "field 'form': expected one of pau, standard"),
     (lambda d: _entry(d, GELU).update(interval=[3.0, -3.0]), "field 'interval': expected \\[lo, hi\\]"),
+    (lambda d: _entry(d, GELU).update(interval=[0.0, 1e-300]), "field 'interval': .* too narrow"),
+    # swish with beta = 1e308 (singularities 3e-308 off the axis) is measured, not an OverflowError
+    (lambda d: _entry(d, GELU).update(target="swish", params={"beta": 1e308}),
+     "field 'max_error': stored .* the stored coefficients give"),
     (lambda d: _entry(d, GELU).update(variable="raw", basis="chebyshev"), "field 'variable'"),
     (lambda d: _entry(d, GELU).update(coefficients=[0.1, "x", 0, 0, 0, 0]), "field 'coefficients': expected "
                                                                             "a list of finite numbers"),

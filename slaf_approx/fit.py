@@ -119,14 +119,16 @@ class Method:
     name: str
     run: Callable[[FitProblem, list[int], dict], list[dict]]
     rational: bool = False
+    check: Callable[[dict], object] | None = None  # validates the options before the problem is built
 
 
 REGISTRY: dict[str, Method] = {}
 
 
-def register(name: str, rational: bool = False):
+def register(name: str, rational: bool = False, check: Callable[[dict], object] | None = None):
+    """Decorator: `fn(problem, degrees, options) -> [dict of FitRecord fields per degree]` is `name`."""
     def deco(fn):
-        REGISTRY[name] = Method(name, fn, rational)
+        REGISTRY[name] = Method(name, fn, rational, check)
         return fn
     return deco
 
@@ -204,7 +206,7 @@ def _check_optimizer(opts: dict) -> tuple[str, int]:
     return optimizer, steps
 
 
-@register("gradient")
+@register("gradient", check=_check_optimizer)
 def _gradient(problem: FitProblem, degrees: list[int], opts: dict) -> list[dict]:
     """The paper's way: coefficients learned by a torch optimizer on points drawn from the interval.
 
@@ -402,13 +404,13 @@ def fit_degrees(target, degrees, method: str = "lstsq", basis: str = "chebyshev"
     if not degrees:
         raise ValueError("degrees must hold at least one degree")
     spec = _check_method(method)
-    if method == "gradient":
-        _check_optimizer(dict(optimizer=optimizer, steps=steps))
-    problem = _problem(target, basis, interval, variable, params, weight)
     opts = dict(points=points, rtol=rtol, maxiter=maxiter, steps=steps, lr=lr, optimizer=optimizer, seed=seed,
                 npoints=npoints, form=form)
     if form is not None and not spec.rational:
         raise ValueError(f"form is an option of the rational methods ({', '.join(RATIONAL_METHODS)})")
+    if spec.check is not None:
+        spec.check(opts)
+    problem = _problem(target, basis, interval, variable, params, weight)
     outs = spec.run(problem, degrees, opts)
     share = (time.perf_counter() - t0) / len(degrees)
     return [_record(problem, d, method, points, dict(out, seconds=share))

@@ -54,7 +54,7 @@ def test_fit_defaults_and_text_output(capsys):
     (["fit", "relu", "-n", "3", "--interval", "0", "inf"], "interval ends must be finite"),
     (["fit", "relu", "-n", "3", "--interval", "nan", "1"], "interval ends must be finite"),
     (["fit", "relu", "-n", "3", "--param", "beta"], "--param takes NAME=NUMBER, got 'beta'"),
-    (["fit", "relu"], "the following arguments are required: --degree"),
+    (["fit", "relu"], "fit needs --degree N or --tol EPS"),
     (["sweep", "--targets", "relu", "nope"], "unknown target 'nope'"),
     (["sweep", "--methods", "newton"], "unknown method 'newton'"),
     (["sweep", "--degrees", "a-b"], "degrees take 'A-B' or 'A,B,C'"),

@@ -226,6 +226,49 @@ def signed_extrema(e: Fn, edges: np.ndarray, per_panel: int) -> tuple[np.ndarray
     return xs, np.where(better, sgn * gr, v[best])
 
 
+#: adaptive panels: Chebyshev points per panel, the most panels, the narrowest (relative to the interval),
+#: and the width under which a panel marks a kink (f not smooth there, to float64)
+_PANEL_POINTS = 33
+MAX_ADAPTIVE_PANELS = 4096
+_NARROWEST = 2.0**-40
+_KINK_WIDTH = 2.0**-30
+
+
+def adaptive_panels(f: Fn, lo: float, hi: float):
+    """Panels on which f is resolved to rounding by its degree-32 Chebyshev interpolant, found by bisection.
+
+    A panel whose interpolant's last 8 coefficients exceed 64 eps max|f| is halved, down to 2**-40 of the
+    interval. Bisection grades the panels geometrically towards kinks and near singularities, as the fitting
+    and the error measurement need. Where it went below 2**-30 of the interval, f is not smooth to float64:
+    each such cluster of panels is a kink, placed at its narrowest panel's midpoint. Returns (interior
+    breakpoints, kinks), or None when f needs more than MAX_ADAPTIVE_PANELS panels (noise, or oscillation
+    the panels cannot resolve).
+    """
+    t = np.cos(np.pi * np.arange(_PANEL_POINTS) / (_PANEL_POINTS - 1))
+    vscale = max(float(np.max(np.abs(f(np.linspace(lo, hi, 1025))))), np.finfo(float).tiny)
+    tol, w = 64 * np.finfo(float).eps * vscale, hi - lo
+    todo, done = [(lo, hi)], []
+    while todo:
+        if len(done) + len(todo) > MAX_ADAPTIVE_PANELS:
+            return None
+        a, b = todo.pop()
+        c = np.polynomial.chebyshev.chebfit(t, f(0.5 * (b - a) * t + 0.5 * (a + b)), _PANEL_POINTS - 1)
+        if np.max(np.abs(c[-8:])) <= tol or b - a <= _NARROWEST * w:
+            done.append((a, b))
+        else:
+            m = 0.5 * (a + b)
+            todo += [(a, m), (m, b)]
+    done.sort()
+    kinks, cluster = [], []
+    for a, b in done + [(hi, hi + w)]:  # a sentinel closes the last cluster
+        if b - a <= _KINK_WIDTH * w:
+            cluster.append((b - a, 0.5 * (a + b)))
+        elif cluster:
+            kinks.append(min(cluster)[1])
+            cluster = []
+    return tuple(a for a, _ in done[1:]), tuple(kinks)
+
+
 def grid_size(degree: int) -> int:
     """Grid points per panel: enough to separate the <= degree + 2 extrema of a degree-n error."""
     return 8 * (degree + 2) + 32

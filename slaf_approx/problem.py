@@ -12,15 +12,17 @@ and validated once (:meth:`FitProblem.make`), and every method (lstsq, minimax, 
 * :func:`measure` gives the exact max and rms errors of an approximant on a problem (the one error
   measurement); :func:`measure_row` does it for a row against its catalogue target.
 
-A callable's kinks are unknown unless given (:class:`FunctionTarget`): it is then sampled on
-``DENSE_PANELS`` panels instead of on the kink-split ones, and the problem's ``note`` says so.
+A callable's kinks are unknown unless given (:class:`FunctionTarget`): it is then sampled on adaptive panels
+(bisected until f is resolved on each, :func:`~slaf_approx.norms.adaptive_panels`; kinks are found where the
+bisection bottoms out), or on ``DENSE_PANELS`` uniform panels when that fails, and the problem's ``note``
+says so.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -117,6 +119,9 @@ class FitProblem:
     variable: str
     interval: tuple[float, float]
     weight: str = "uniform"
+    #: for a target of unknown kinks: the adaptive panels' breakpoints and the kinks found (set by make)
+    panel_breaks: tuple[float, ...] | None = None
+    found_kinks: tuple[float, ...] = ()
 
     @classmethod
     def make(cls, target, basis: str | Basis = "chebyshev", interval=(-3.0, 3.0), variable: str | None = None,
@@ -129,6 +134,10 @@ class FitProblem:
         parse_weight(weight)
         p = cls(resolve_target(target, params), b, variable, (lo, hi), weight)
         norms.check_bounded(p.f, norms.breakpoints(lo, hi, p.breaks), p.target.name)
+        if not p.kinks_known:
+            found = norms.adaptive_panels(p.f, lo, hi)
+            if found is not None:
+                p = replace(p, panel_breaks=found[0], found_kinks=found[1])
         return p
 
     @property
@@ -153,14 +162,17 @@ class FitProblem:
 
     @property
     def kinks(self) -> tuple[float, ...]:
-        """The target's kinks strictly inside the interval."""
-        return tuple(k for k in self.target.kinks if self.lo < k < self.hi)
+        """The target's kinks strictly inside the interval (for unknown kinks: those found)."""
+        return tuple(k for k in self.target.kinks + self.found_kinks if self.lo < k < self.hi)
 
     @property
     def breaks(self) -> tuple[float, ...]:
-        """Panel breakpoints inside the interval: the kinks, or DENSE_PANELS panels when they are unknown."""
+        """Panel breakpoints inside the interval: the kinks, or for unknown kinks the adaptive panels (else
+        DENSE_PANELS uniform ones)."""
         if self.kinks_known:
             return self.kinks
+        if self.panel_breaks is not None:
+            return self.panel_breaks
         return tuple(np.linspace(self.lo, self.hi, DENSE_PANELS + 1)[1:-1].tolist()) + self.kinks
 
     @property
@@ -170,7 +182,13 @@ class FitProblem:
     @property
     def note(self) -> str:
         """What the record should say about how the target was sampled."""
-        return "" if self.kinks_known else f"kinks unknown: sampled on {DENSE_PANELS} panels"
+        if self.kinks_known:
+            return ""
+        if self.panel_breaks is None:
+            return f"kinks unknown: sampled on {DENSE_PANELS} uniform panels (adaptive ones failed)"
+        found = ", ".join(f"{k:.6g}" for k in self.found_kinks[:5]) + (" ..." * (len(self.found_kinks) > 5))
+        return (f"kinks unknown: sampled on {len(self.panel_breaks) + 1} adaptive panels"
+                + (f"; kinks found at x = {found}" if found else ""))
 
     def f(self, x) -> np.ndarray:
         """Target values at x, checked finite."""

@@ -70,7 +70,7 @@ def test_one_measurement_reproduces_the_record(method):
 def test_a_callable_fits_like_its_catalogue_twin(method):
     a = fit(np.tanh, 10, method)
     b = fit("tanh", 10, method)
-    assert a.target == "tanh" and f"kinks unknown: sampled on {DENSE_PANELS} panels" in a.note
+    assert a.target == "tanh" and "kinks unknown: sampled on 4 adaptive panels" in a.note
     assert "kinks unknown" not in b.note
     # both integrals and both maxima are exact to rounding: only rounding separates the two fits
     np.testing.assert_allclose(a.coefficients, b.coefficients, rtol=0, atol=1e-12)
@@ -84,11 +84,22 @@ def test_a_callable_with_declared_kinks_is_sampled_at_them():
     assert abs(a.max_error - b.max_error) <= 1e-14, (a.max_error, b.max_error)
 
 
-def test_a_kinked_callable_without_kinks_is_still_measured_exactly():
-    a = fit(lambda x: np.abs(x - 0.3), 6, "lstsq", interval=(-1.0, 1.0))
-    g = approximant(a)
-    dense = _dense_max(lambda x: np.abs(x - 0.3), g, -1.0, 1.0, 2_000_001)
-    assert abs(dense - a.max_error) <= 1e-9 * a.max_error, (dense, a.max_error)
+@pytest.mark.parametrize("degree", [4, 12])
+def test_a_kinked_callable_without_kinks_is_fitted_and_measured_exactly(degree):
+    f = lambda x: np.abs(x - 0.3)  # noqa: E731
+    a = fit(f, degree, "lstsq", interval=(-1.0, 1.0))
+    b = fit(FunctionTarget(f, kinks=[0.3]), degree, "lstsq", interval=(-1.0, 1.0))
+    assert "adaptive panels; kinks found at x = 0.3" in a.note, a.note
+    # the adaptive panels grade towards the kink as the declared kink's split does: the same L2 optimum
+    np.testing.assert_allclose(a.coefficients, b.coefficients, rtol=0, atol=1e-13)
+    assert abs(a.rms_error - b.rms_error) <= 1e-12 * b.rms_error and abs(a.max_error - b.max_error) <= 1e-14
+    dense = _dense_max(f, approximant(a), -1.0, 1.0, 2_000_001)
+    assert dense <= a.max_error and abs(dense - a.max_error) <= 1e-9 * a.max_error, (dense, a.max_error)
+
+
+def test_a_callable_the_panels_cannot_resolve_falls_back_to_uniform_panels():
+    r = fit(lambda x: np.sin(1.0 / (x + 3.0001)), 4)
+    assert f"kinks unknown: sampled on {DENSE_PANELS} uniform panels" in r.note, r.note
 
 
 @pytest.mark.parametrize("bad,match", [

@@ -28,7 +28,13 @@ BERNSTEIN_BETA = 0.28016949902386913303
 
 
 def _degrees(n) -> np.ndarray:
-    return np.asarray(n, dtype=float)
+    """Degrees as floats; ValueError for anything but integers >= 0 (a bound at degree -5 is meaningless)."""
+    d = np.asarray(n, dtype=float)
+    bad = ~(np.isfinite(d) & (d >= 0) & (d == np.floor(d)))
+    if np.any(bad):
+        first = np.ravel(d)[np.ravel(np.broadcast_to(bad, d.shape))][0]
+        raise ValueError(f"degrees must be integers >= 0, got {first:g}")
+    return d
 
 
 def _over(num, n) -> np.ndarray | float:

@@ -174,3 +174,13 @@ def test_theory_curves_rate_line_through_anchor():
     # entire and kinked targets: no finite rho, no rate line
     assert not any(k.startswith("ρ") for k in theory.theory_curves(get_target("gelu"), -3, 3, n, (10, 1e-3)))
     assert not any(k.startswith("ρ") for k in theory.theory_curves(get_target("relu"), -3, 3, n, (10, 1e-3)))
+
+
+@pytest.mark.parametrize("bad", [-5, [3, -1], 2.5, math.nan, math.inf])
+def test_theory_refuses_degrees_that_are_not_integers_ge_0(bad):
+    # a report row of degree -5 once drew a negative Jackson "bound"
+    for call in (lambda: theory.jackson_bound(1.0, -3, 3, bad), lambda: theory.bernstein_relu(3.0, bad),
+                 lambda: theory.theory_curves(get_target("relu"), -3, 3, bad)):
+        with pytest.raises(ValueError, match="degrees must be integers >= 0, got"):
+            call()
+    assert theory.jackson_bound(1.0, -3, 3, 10**9) > 0

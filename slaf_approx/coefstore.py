@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write
-from .bases import BASES, VARIABLES, SlafPolynomial, check_interval
+from .bases import BASES, SlafPolynomial, check_interval, check_variable
 from .fit import ALL_METHODS, FitRecord, fit
 from .problem import approximant, measure_row, resolve_target
 from .ratfun import FORMS, RationalFunction
@@ -151,8 +151,10 @@ def _check_entry(e, fail) -> None:
         fail("kind", f"expected one of {', '.join(KINDS)}, got {e['kind']!r}")
     if e["basis"] not in BASES:
         fail("basis", f"unknown basis {e['basis']!r}; allowed: {', '.join(BASES)}")
-    if e["variable"] not in VARIABLES or (e["variable"] == "raw" and e["basis"] != "power"):
-        fail("variable", f"expected 'mapped' (or 'raw' for the power basis), got {e['variable']!r}")
+    try:
+        check_variable(BASES[e["basis"]], e["variable"])
+    except ValueError as exc:
+        fail("variable", f"expected one of {', '.join(BASES[e['basis']].variables)}: {exc}")
     if e["method"] not in ALL_METHODS:
         fail("method", f"unknown method {e['method']!r}; allowed: {', '.join(ALL_METHODS)}")
     iv = e["interval"]

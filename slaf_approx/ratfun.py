@@ -89,11 +89,10 @@ class RationalFunction:
         c = np.trim_zeros(c, "b")
         if len(c) <= 1:
             return np.zeros(0, dtype=complex)
-        v = get_basis(self.basis).kind(c).roots().astype(complex)
-        if self.variable == "raw":
-            return v
-        lo, hi = self.interval
-        return 0.5 * (hi - lo) * v + 0.5 * (lo + hi)
+        b = get_basis(self.basis)
+        # numpy maps the roots from the window (the variable) back to the domain (x)
+        q = b.kind(c, domain=list(self.interval), window=b.window(self.interval, self.variable))
+        return q.roots().astype(complex)
 
     def poles(self) -> np.ndarray:
         """Zeros of the denominator, in x (complex; none for the pau form, whose D >= 1)."""

@@ -33,6 +33,8 @@ COND_WARN = EPS**-0.5
 #: a gradient fit has converged when its training loss is within this fraction of the least-squares
 #: optimum on the same points ((loss - optimum) / optimum <= GRADIENT_GAP)
 GRADIENT_GAP = 1e-3
+DEFAULT_BASIS = "chebyshev"
+DEFAULT_INTERVAL = (-3.0, 3.0)
 
 
 class ConditioningWarning(UserWarning):
@@ -379,8 +381,8 @@ def _record(problem: FitProblem, degree: int, method: str, points, out: dict) ->
 
 def _problem(target, basis, interval, variable, params, weight) -> FitProblem:
     if isinstance(target, FitProblem):
-        if (basis, tuple(interval), variable, params, weight) != ("chebyshev", (-3.0, 3.0), None, None,
-                                                                   "uniform"):
+        given = (basis, tuple(interval), variable, params, weight)
+        if given != (DEFAULT_BASIS, DEFAULT_INTERVAL, None, None, "uniform"):
             raise ValueError("a FitProblem already holds the basis, interval, variable, params and weight: "
                              "pass none of them")
         return target
@@ -393,8 +395,8 @@ def _check_method(method) -> Method:
     return REGISTRY[method]
 
 
-def fit_degrees(target, degrees, method: str = "lstsq", basis: str = "chebyshev",
-                interval=(-3.0, 3.0), *, variable: str | None = None, params: dict | None = None,
+def fit_degrees(target, degrees, method: str = "lstsq", basis: str = DEFAULT_BASIS,
+                interval=DEFAULT_INTERVAL, *, variable: str | None = None, params: dict | None = None,
                 weight: str = "uniform", points=None, rtol: float | None = None, maxiter: int = 60,
                 steps: int = 2000, lr: float = 0.05, optimizer: str = "adam", seed: int = 0,
                 npoints: int = 1024, form: str | None = None) -> list[FitRecord]:
@@ -431,8 +433,8 @@ def fit_tol(target, tol: float, method: str = "lstsq", max_degree: int = MAX_DEG
         raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
     max_degree = check_degree(max_degree)
     _check_method(method)
-    problem = _problem(target, kwargs.pop("basis", "chebyshev"),
-                       kwargs.pop("interval", (-3.0, 3.0)), kwargs.pop("variable", None),
+    problem = _problem(target, kwargs.pop("basis", DEFAULT_BASIS),
+                       kwargs.pop("interval", DEFAULT_INTERVAL), kwargs.pop("variable", None),
                        kwargs.pop("params", None), kwargs.pop("weight", "uniform"))
     tried: dict[int, FitRecord] = {}
 
@@ -460,8 +462,8 @@ def fit_tol(target, tol: float, method: str = "lstsq", max_degree: int = MAX_DEG
     return rec
 
 
-def fit(target, degree: int | None = None, method: str = "lstsq", basis: str = "chebyshev",
-        interval=(-3.0, 3.0), *, tol: float | None = None, **options) -> FitRecord:
+def fit(target, degree: int | None = None, method: str = "lstsq", basis: str = DEFAULT_BASIS,
+        interval=DEFAULT_INTERVAL, *, tol: float | None = None, **options) -> FitRecord:
     """Fit `target` by a degree-`degree` expansion in `basis` on `interval` with `method`.
 
     Args:

@@ -225,3 +225,19 @@ def test_problem_measure_of_a_polynomial_with_nan_is_infinite():
     p = FitProblem.make("gelu")
     g = p.polynomial([1.0, math.nan])
     assert measure(p, g)[0] == math.inf
+
+
+def test_no_fitting_module_dispatches_on_a_basis_name():
+    # a Basis carries its variables and affine map; comparing names elsewhere is how the copies diverged
+    import re
+    from pathlib import Path
+
+    import slaf_approx
+
+    pattern = re.compile(r'(==|!=|\bin)\s*\(?"(power|chebyshev|legendre|hermite|raw|mapped)"')
+    root = Path(slaf_approx.__file__).parent
+    found = [f"{name}:{i}: {line.strip()}"
+             for name in ("fit", "problem", "rational", "ratfun", "norms", "remez", "coefstore", "theory")
+             for i, line in enumerate((root / f"{name}.py").read_text().splitlines(), 1)
+             if pattern.search(line)]
+    assert not found, "\n".join(found)

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .._markdown import cell, table
+from .._markdown import split_table as _split
 from .data import (
     TOLERANCES,
     Group,
@@ -36,20 +37,10 @@ MAX_COLUMNS = 8
 PAU_GELU_54_MAX_ERROR = 4.1e-3
 
 
-def split_table(header: Sequence[str], rows: Sequence[Sequence], keep: int, align: str = "r",
-                max_columns: int = MAX_COLUMNS) -> str:
-    """A table of at most `max_columns` columns: the first `keep` columns repeated in each part, the others
-    shared out in order; parts are separated by a blank line."""
-    letters = list(align) if len(align) == len(header) else [align] * len(header)
-    rest = list(range(keep, len(header)))
-    per = max(1, max_columns - keep)
-    chunks = [rest[i:i + per] for i in range(0, len(rest), per)] or [[]]
-    parts = []
-    for chunk in chunks:
-        cols = list(range(keep)) + chunk
-        parts.append(table([header[c] for c in cols], [[row[c] for c in cols] for row in rows],
-                           [letters[c] for c in cols]))
-    return "\n".join(parts)
+def split_table(header: Sequence[str], rows: Sequence[Sequence], keep: int, align: str | Sequence[str] = "r"
+                ) -> str:
+    """:func:`slaf_approx._markdown.split_table` at MAX_COLUMNS."""
+    return _split(header, rows, keep, align, MAX_COLUMNS)
 
 
 def bundle_label(bundle: Sequence) -> str:

@@ -183,12 +183,13 @@ def test_summary_table_unknown_target(rows):
 def test_minimax_table_lists_table_degrees_and_failures(rows):
     table = report.minimax_table(rows, "relu")
     (h1, body), (h2, rest) = parse_tables(table)
-    assert len(h1) <= report.MAX_COLUMNS and len(h2) <= report.MAX_COLUMNS and h1[:3] == h2[:3]
-    assert [line[2] for line in body] == ["1", "2", "4", "5", "6"]  # 5 did not converge
-    assert body[3][6] == "**no**" and "maxiter reached" in rest[3][-1]
+    assert len(h1) <= report.MAX_COLUMNS and len(h2) <= report.MAX_COLUMNS and h1[:2] == h2[:2]
+    assert h1[:2] == ["target", "n"] and {line[0] for line in body} == {"relu on [-1, 1]"}
+    assert [line[1] for line in body] == ["1", "2", "4", "5", "6"]  # 5 did not converge
+    assert body[3][5] == "**no**" and "maxiter reached" in rest[3][-1]
     r = next(r for r in rows if (r["target"], r["method"], r["basis"], r["degree"]) == ("relu", "minimax",
                                                                                          "chebyshev", 4))
-    assert body[2][3:6] == [f"{r['levelled_error']:.3g}", f"{r['max_error']:.3g}", "0.03"]  # (E - h)/E
+    assert body[2][2:5] == [f"{r['levelled_error']:.3g}", f"{r['max_error']:.3g}", "0.03"]  # (E - h)/E
     assert report.minimax_table([r for r in rows if r["method"] != "minimax"]) == ""
 
 
@@ -419,7 +420,12 @@ def test_every_table_of_a_default_sized_report_is_at_most_eight_columns(tmp_path
     rows = []
     for name in ("relu", "tanh"):
         rows += make_rows(name, -3.0, 3.0, range(1, 21), bases=("power", "chebyshev", "legendre"))
+    for r in [r for r in rows if (r["method"], r["basis"]) == ("lstsq", "power")]:  # rational stand-ins:
+        n = r["degree"] // 2  # type (m, n) = (⌈d/2⌉, ⌊d/2⌋) with Q = 1, P the lstsq fit cut to degree m
+        rows.append(dict(r, method="rational", form="pau", denominator=[0.0] * n,
+                         coefficients=r["coefficients"][:r["degree"] - n + 1]))
     text = report.write_report(rows, tmp_path, meta=META).read_text()
+    assert "## Rational approximants" in text
     widths = [len(h) for h, _ in parse_tables(text)]
     assert len(widths) > 8 and max(widths) <= report.MAX_COLUMNS, widths
 

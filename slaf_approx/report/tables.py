@@ -99,8 +99,7 @@ def minimax_table(rows, target: str | None = None) -> str:
     relative gap over all bases in a second table; notes of all bases joined. Rows of all targets unless
     `target` is given; '' when there are no minimax rows.
     """
-    header = ["target", "interval", "n", "levelled h", "max E", "(E−h)/E", "converged", "iter",
-              "worst (E−h)/E", "note"]
+    header = ["target", "n", "levelled h", "max E", "(E−h)/E", "converged", "iter", "worst (E−h)/E", "note"]
     body = []
     for g in groups(rows):
         if target is not None and g.target != target:
@@ -117,13 +116,13 @@ def minimax_table(rows, target: str | None = None) -> str:
             main = next((r for r in rs if r["basis"] == "chebyshev"), rs[0])
             worst = max(rs, key=lambda r: rel_gap(r) if math.isfinite(rel_gap(r)) else math.inf)
             notes = sorted({r["note"] for r in rs if r["note"]})
-            body.append([g.target, interval(g.lo, g.hi), str(d), fmt(main["levelled_error"]),
+            body.append([f"{g.target} on {interval(g.lo, g.hi)}", str(d), fmt(main["levelled_error"]),
                          fmt(main["max_error"]), fmt(rel_gap(main)),
                          "yes" if all(r["converged"] for r in rs) else "**no**",
                          str(max(r["iterations"] for r in rs)),
                          f"{fmt(rel_gap(worst))} ({basis_label(worst['basis'], worst['variable'])})",
                          cell("; ".join(notes), 60)])
-    return split_table(header, body, keep=3) if body else ""
+    return split_table(header, body, keep=2) if body else ""
 
 
 def gradient_table(rows, target: str, interval_=None, *, params: Mapping | None = None) -> str:
@@ -152,8 +151,8 @@ def rational_table(rows, target: str | None = None) -> str:
     the ratio poly / rational; a second table holds the certificate h and (E - h)/E (rational-minimax),
     convergence and notes. '' without rational rows.
     """
-    header = ["target", "interval", "n", "type (m, n)", "method", "max E", "rms", "poly minimax E_n",
-              "poly / rational", "levelled h", "(E−h)/E", "converged", "note"]
+    header = ["target", "n", "type (m, n)", "method", "max E", "rms", "poly minimax E_n", "poly / rational",
+              "levelled h", "(E−h)/E", "converged", "note"]
     body = []
     for g in groups(rows):
         if target is not None and g.target != target:
@@ -168,15 +167,15 @@ def rational_table(rows, target: str | None = None) -> str:
                 mn = (len(r["coefficients"]) - 1, len(r.get("denominator") or ()))
                 p = poly.get(d, {}).get("max_error", math.nan)
                 ratio = p / r["max_error"] if r["max_error"] > 0 and math.isfinite(p) else math.nan
-                body.append([g.target, interval(g.lo, g.hi), str(d), f"({mn[0]}, {mn[1]})",
+                body.append([f"{g.target} on {interval(g.lo, g.hi)}", str(d), f"({mn[0]}, {mn[1]})",
                              series_label(key), fmt(r["max_error"]), fmt(r["rms_error"]), fmt(p), fmt(ratio),
                              fmt(r["levelled_error"]), fmt(rel_gap(r)),
                              "yes" if r["converged"] else "**no**", cell(r["note"], 60)])
     if not body:
         return ""
-    first = 9  # up to the ratio: the comparison; then the certificate
+    first = 8  # up to the ratio: the comparison; then the certificate
     return (table(header[:first], [b[:first] for b in body])
-            + "\n" + table(header[:5] + header[first:], [b[:5] + b[first:] for b in body]))
+            + "\n" + table(header[:4] + header[first:], [b[:4] + b[first:] for b in body]))
 
 
 def pau_reference(rows) -> str:

@@ -270,28 +270,48 @@ def _legend(ax) -> list[str]:
     return [t.get_text() for t in ax.get_legend().get_texts()]
 
 
+def _column_legend(fig, col: int) -> list[str]:
+    """The legend of an error figure's column (under its bottom panel; it names the top panel's lines)."""
+    top, bottom = _columns(fig)[col]
+    assert top.get_legend() is None
+    return _legend(bottom)
+
+
+def _columns(fig):
+    """(max-error axes, rms-error axes) per column of an error figure."""
+    n = len(fig.axes) // 2
+    return list(zip(fig.axes[:n], fig.axes[n:], strict=True))
+
+
 def test_error_figure(rows):
     fig = report.error_figure(rows, "relu")
-    ls_max, gr_max, ls_rms = fig.axes[0], fig.axes[1], fig.axes[2]
+    (ls_max, ls_rms), (gr_max, gr_rms) = _columns(fig)
     assert all(ax.get_yscale() == "log" for ax in fig.axes)
     # lstsq and minimax give the same numbers in both bases: drawn once each, the note says so
-    assert _legend(ls_max) == ["lstsq/chebyshev = power(raw)", "minimax/chebyshev = power(raw)",
-                               "theory: Jackson", "theory: Bernstein β·a/(2n)"]
-    assert _legend(gr_max)[:2] == ["gradient/chebyshev", "gradient/power(raw)"]
+    assert _column_legend(fig, 0) == ["lstsq/chebyshev = power(raw)", "minimax/chebyshev = power(raw)",
+                                      "theory: Jackson", "theory: Bernstein β·a/(2n)"]
+    assert _column_legend(fig, 1)[:2] == ["gradient/chebyshev", "gradient/power(raw)"]
     assert "drawn once" in fig.get_supxlabel()
     assert len(ls_max.get_lines()) == 2 + 2 and len(ls_rms.get_lines()) == 2
     # theory lines lie above every data line, and the legend shows each line with its own style
-    for ax in (ls_max, gr_max):
+    for ax, under in ((ls_max, ls_rms), (gr_max, gr_rms)):
         data, theory_lines = ax.get_lines()[:-2], ax.get_lines()[-2:]
         assert min(t.get_zorder() for t in theory_lines) > max(d.get_zorder() for d in data)
-        for handle, line in zip(ax.get_legend().legend_handles, ax.get_lines(), strict=True):
+        for handle, line in zip(under.get_legend().legend_handles, ax.get_lines(), strict=True):
             assert (handle.get_linestyle(), handle.get_color()) == (line.get_linestyle(), line.get_color())
+    # a legend sample shows two periods of every dash pattern (a too-short sample of a dash-dot looks solid)
+    from slaf_approx.report import figures
+
+    patterns = [(ls, figures.THEORY_WIDTH) for _, ls in figures.THEORY_STYLES]
+    patterns += [(ls, 1.3) for _, ls, _ in figures.BASIS_STYLES.values() if isinstance(ls, tuple)]
+    sample = figures.LEGEND_HANDLE * figures.LEGEND_FONT  # points
+    assert all(sample >= 2 * sum(ls[1]) * width for ls, width in patterns), (sample, patterns)
 
 
 def test_error_figure_rate_line_for_analytic_target():
     fig = report.error_figure(make_rows("tanh", -3.0, 3.0, range(1, 9), bases=("chebyshev",)), "tanh")
     rho = theory.analytic_rate(get_target("tanh"), -3.0, 3.0)
-    assert f"theory: ρ^-n (ρ={rho:.3g})" in _legend(fig.axes[0])
+    assert f"theory: ρ^-n (ρ={rho:.3g})" in _column_legend(fig, 0)
 
 
 def diverging_rows():
@@ -314,10 +334,10 @@ def test_a_diverging_series_is_clipped_marked_and_called_diverging(tmp_path):
     others = [s for k, s in report.series(g).items() if k[:2] != ("gradient", "power")]
     assert others and all(report.diverges(s) is None for s in others)
     fig = report.error_figure(rows, "tanh")
-    ax = fig.axes[1]  # gradient descent, max error
+    ax = _columns(fig)[1][0]  # gradient descent, max error
     top = ax.get_ylim()[1]
     assert top < 100  # the diverging curve does not set the axis
-    label = next(s for s in _legend(ax) if s.startswith("gradient/power(raw)"))
+    label = next(s for s in _column_legend(fig, 1) if s.startswith("gradient/power(raw)"))
     assert "diverges" in label and "1.93e+04" in label
     assert "clipped" in fig.get_supxlabel()
     text = report.write_report(rows, tmp_path).read_text()
@@ -455,3 +475,18 @@ def test_estimated_target_fields_are_said_to_be_estimated(monkeypatch, tmp_path)
     assert "- Lipschitz constant: 1 (estimated)" in text
     assert "The theory rows and curves are estimated" in text
     assert "Jackson's bound (π/2)·L·((hi−lo)/2)/(n+1) (from an estimated Lipschitz constant)" in text
+
+
+def test_overlay_names_a_rational_pole_outside_the_interval():
+    from slaf_approx.rational import RationalFunction
+
+    rows = make_rows("relu", bases=("chebyshev",))
+    r = next(r for r in rows if (r["method"], r["degree"]) == ("lstsq", 2))
+    # P/(1 + q1 x) with q1 = -1/1.1: a pole at x = 1.1, inside the plotted range [-1.2, 1.2], outside [-1, 1]
+    rat = dict(r, method="rational-minimax", form="standard", basis="power", variable="raw",
+               coefficients=[0.0, 0.5], denominator=[-1 / 1.1], max_error=math.inf, rms_error=math.inf)
+    assert RationalFunction((0.0, 0.5), (-1 / 1.1,), (-1.0, 1.0), "raw", "standard", "power").poles() \
+        == pytest.approx([1.1])
+    fig = report.overlay_figure([*rows, rat], "relu", degree=2)
+    label = next(s for s in _legend(fig.axes[0]) if s.startswith("rational-minimax"))
+    assert label.endswith("pole at x = 1.1")

@@ -31,11 +31,13 @@ from .data import (
     target_of,
     theory_curves,
 )
-from .labels import base_method, fmt, interval, series_label
+from .labels import base_method, fmt, interval, method_label, series_label
 from .tables import bundle_label
 
 METHOD_COLOURS = {"lstsq": "tab:blue", "minimax": "tab:red", "gradient": "tab:green",
                   "rational": "tab:purple", "rational-minimax": "tab:orange"}
+#: in the overlay's error panel, a fit whose errors are under this fraction of the largest looks flat
+FLAT = 0.02
 #: the overlay's line style per method, where it differs from solid (gradient fits often lie on lstsq's)
 OVERLAY_STYLES = {"gradient": (0, (4, 2))}
 METHOD_Z = {"lstsq": 3, "minimax": 4, "gradient": 2, "rational": 3, "rational-minimax": 4}
@@ -48,7 +50,12 @@ BASIS_STYLES = {  # marker, linestyle, marker size
     "power": ("^", ":", 5.0),
     "hermite": ("d", (0, (3, 1, 1, 1, 1, 1)), 5.0),
 }
-THEORY_STYLES = [("black", (0, (5, 2))), ("0.35", (0, (8, 2, 1, 2))), ("black", (0, (1, 1.2)))]
+#: theory lines: black/grey, dash patterns no series uses, short enough to show twice in a legend sample
+THEORY_STYLES = [("black", (0, (4, 2))), ("0.35", (0, (5, 1.5, 1, 1.5))), ("black", (0, (1, 1.2)))]
+THEORY_WIDTH = 1.7
+#: legend samples, in font sizes: long enough to show two periods of every dash pattern used
+LEGEND_HANDLE = 4.5
+LEGEND_FONT = 7.5
 THEORY_Z = 10
 MAX_LEGEND = 7
 DPI = 100
@@ -99,7 +106,7 @@ def panels(bundles: Sequence[Sequence], n_theory: int) -> list[tuple[str, list]]
 
 def error_figure(rows, target: str, interval_=None, *, params: Mapping | None = None) -> Figure:
     """Max error (top row, with theory curves) and rms error (bottom row) against degree, log scale; one
-    column per family of methods, each with its own legend."""
+    column per family of methods, each with its own legend under it (never over the data)."""
     g = find_group(rows, target, interval_, params)
     ss = series(g)
     bundles = merge_same(ss)
@@ -107,9 +114,10 @@ def error_figure(rows, target: str, interval_=None, *, params: Mapping | None = 
     curves = theory_curves(g, degrees)
     cols = panels(bundles, len(curves)) or [("", [])]
     div = {b[0]: diverges(ss[b[0]]) for b in bundles}
-    fig = Figure(figsize=(1.2 + 4.3 * len(cols), 7.6), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(1.2 + 4.3 * len(cols), 9.0), dpi=DPI, layout="constrained")
     axes = fig.subplots(2, len(cols), sharex=True, squeeze=False)
     clipped = False
+    legends: dict[int, tuple[list, list]] = {}
     for what, row in (("max_error", 0), ("rms_error", 1)):
         for col, (_, bs) in enumerate(cols):
             ax = axes[row, col]
@@ -136,7 +144,7 @@ def error_figure(rows, target: str, interval_=None, *, params: Mapping | None = 
             if row == 0:
                 for (name, curve), (colour, ls) in zip(curves.items(), THEORY_STYLES, strict=False):
                     x, y = _positive(degrees, curve)
-                    (h,) = ax.plot(x, y, color=colour, linestyle=ls, linewidth=1.7, zorder=THEORY_Z)
+                    (h,) = ax.plot(x, y, color=colour, linestyle=ls, linewidth=THEORY_WIDTH, zorder=THEORY_Z)
                     handles.append(h)
                     labels.append(f"theory: {name}")
             if lim is not None:
@@ -144,7 +152,10 @@ def error_figure(rows, target: str, interval_=None, *, params: Mapping | None = 
             _axes(ax, what, degrees, row == 1, any(base_method(k[0]) != k[0] for k in ss))
             if row == 0:
                 ax.set_title(cols[col][0], fontsize=10)
-                ax.legend(handles, labels, fontsize=7.5, loc="best", framealpha=0.85)
+                legends[col] = (handles, labels)
+    for col, (handles, labels) in legends.items():  # the top row's lines, named under the column
+        axes[1, col].legend(handles, labels, fontsize=LEGEND_FONT, loc="upper center",
+                            bbox_to_anchor=(0.5, -0.16), frameon=False, handlelength=LEGEND_HANDLE)
     merged = [b for b in bundles if len(b) > 1]
     notes = []
     if merged:
@@ -206,6 +217,16 @@ def pick_overlay(g: Group, degree: int) -> tuple[int, dict[str, dict]]:
     return d, dict(sorted(chosen.items(), key=lambda kv: order((kv[0], "", "", ""))))
 
 
+def _real_poles(p, a: float, b: float) -> list[float]:
+    """The real poles of a rational approximant in [a, b] (none for a polynomial)."""
+    poles = getattr(p, "poles", None)
+    if poles is None:
+        return []
+    z = np.asarray(poles())
+    tol = 1e-9 * max(1.0, b - a)
+    return sorted(float(v.real) for v in z if abs(v.imag) <= tol and a <= v.real <= b)
+
+
 def overlay_figure(rows, target: str, degree: int = 8, interval_=None, *,
                    params: Mapping | None = None) -> Figure:
     """The target and each method's fit at the degree closest to `degree` (top; 10% beyond the interval on
@@ -236,6 +257,7 @@ def overlay_figure(rows, target: str, degree: int = 8, interval_=None, *,
             same.append(m)
         else:
             drawn.append([m])
+    peaks: dict[str, float] = {}  # per drawn fit, its largest |f - p| on [lo, hi]
     for ms in drawn:
         m, r = ms[0], chosen[ms[0]]
         p = approximant(r)
@@ -247,8 +269,14 @@ def overlay_figure(rows, target: str, degree: int = 8, interval_=None, *,
         colour = METHOD_COLOURS.get(base_method(m))
         z = METHOD_Z.get(base_method(m), 2) + 1
         ls = OVERLAY_STYLES.get(base_method(m), "-")
+        poles = _real_poles(p, lo - 0.1 * w, hi + 0.1 * w)
+        if len(poles):  # a spike outside the interval: say what it is
+            label += f"; pole at x = {', '.join(f'{v:.3g}' for v in poles)}"
+            for v in poles:
+                top.axvline(v, color=colour, linewidth=0.8, linestyle=":", zorder=1)
         top.plot(x, y, color=colour, linewidth=1.3, label=label, zorder=z, linestyle=ls)
         bottom.plot(x[inside], (f - y)[inside], color=colour, linewidth=1.2, label=m, zorder=z, linestyle=ls)
+        peaks[method_label(m)] = float(np.nanmax(np.abs((f - y)[inside]), initial=0.0))
         if base_method(m) in ("minimax", "rational-minimax") and math.isfinite(r["max_error"]):
             for s in (-1, 1):
                 bottom.axhline(s * r["max_error"], color=colour, linewidth=0.8, linestyle=":")
@@ -262,6 +290,11 @@ def overlay_figure(rows, target: str, degree: int = 8, interval_=None, *,
     top.set_title(f"{title(g)}: degree-{d} fits (shaded: outside the fitting interval)", fontsize=11)
     top.legend(fontsize=8, loc="best")
     bottom.set_ylabel("f − p on [lo, hi]")
+    top_peak = max(peaks.values(), default=0.0)
+    flat = [m for m, v in peaks.items() if v < FLAT * top_peak]
+    if flat:  # a curve lying on zero is not an exact fit: its errors are below this scale
+        bottom.set_title(f"flat at this scale (errors under {FLAT:.0%} of the largest; max errors in the "
+                         f"legend): {', '.join(flat)}", fontsize=8, color="0.25")
     bottom.set_xlabel("x")
     bottom.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
     return fig

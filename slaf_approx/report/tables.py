@@ -99,7 +99,8 @@ def minimax_table(rows, target: str | None = None) -> str:
     relative gap over all bases in a second table; notes of all bases joined. Rows of all targets unless
     `target` is given; '' when there are no minimax rows.
     """
-    header = ["target", "n", "levelled h", "max E", "(E−h)/E", "converged", "iter", "worst (E−h)/E", "note"]
+    header = ["target", "n", "levelled h", "max E", "(E−h)/E", "converged (iterations)", "worst (E−h)/E",
+              "note"]
     body = []
     for g in groups(rows):
         if target is not None and g.target != target:
@@ -118,11 +119,11 @@ def minimax_table(rows, target: str | None = None) -> str:
             notes = sorted({r["note"] for r in rs if r["note"]})
             body.append([f"{g.target} on {interval(g.lo, g.hi)}", str(d), fmt(main["levelled_error"]),
                          fmt(main["max_error"]), fmt(rel_gap(main)),
-                         "yes" if all(r["converged"] for r in rs) else "**no**",
-                         str(max(r["iterations"] for r in rs)),
+                         ("yes" if all(r["converged"] for r in rs) else "**no**")
+                         + f" ({max(r['iterations'] for r in rs)})",
                          f"{fmt(rel_gap(worst))} ({basis_label(worst['basis'], worst['variable'])})",
                          cell("; ".join(notes), 60)])
-    return split_table(header, body, keep=2) if body else ""
+    return split_table(header, body, keep=2, align="lrrrrrrl") if body else ""
 
 
 def gradient_table(rows, target: str, interval_=None, *, params: Mapping | None = None) -> str:
@@ -174,8 +175,8 @@ def rational_table(rows, target: str | None = None) -> str:
     if not body:
         return ""
     first = 8  # up to the ratio: the comparison; then the certificate
-    return (table(header[:first], [b[:first] for b in body])
-            + "\n" + table(header[:4] + header[first:], [b[:4] + b[first:] for b in body]))
+    return (table(header[:first], [b[:first] for b in body], "lrrlrrrr")
+            + "\n" + table(header[:4] + header[first:], [b[:4] + b[first:] for b in body], "lrrlrrll"))
 
 
 def pau_reference(rows) -> str:

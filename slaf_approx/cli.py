@@ -228,10 +228,11 @@ def cmd_report(args) -> int:
     bench_paths = [args.bench] if args.bench else _default_runs(args.out, Path(args.results).parent)
     if args.bench and not Path(args.bench).is_file():
         raise UsageError(f"no benchmark run at {args.bench!r}")
+    bench = _bench_records(bench_paths)
     rows = read_table(args.results)
     path = write_report(rows, Path(args.out), overlay_degree=args.overlay_degree,
                         meta=_meta(f"slaf-approx report {args.results}", 0.0) | {"seconds": "-"},
-                        bench=_bench_records(bench_paths))
+                        bench=bench)
     print(f"report -> {path}", file=sys.stderr)
     return 0
 
@@ -241,13 +242,14 @@ def cmd_run(args) -> int:
     from .sweep import DEFAULT_SUITE, RATIONAL_SUITE
 
     out = Path(args.out)
+    bench = _bench_records(_default_runs(out))  # read first: a broken run file stops us before the sweep
     recs, seconds = _sweep_and_write(*DEFAULT_SUITE.values(), out, not args.quiet, args.steps,
                                      also=RATIONAL_SUITE)
     from .benchmarks import quick_kernel_table
 
     path = write_report([r.to_dict() for r in recs], out, overlay_degree=8,
                         meta=_meta("slaf-approx run", seconds), kernel_table=quick_kernel_table(),
-                        bench=_bench_records(_default_runs(out)))
+                        bench=bench)
     print(f"report -> {path}", file=sys.stderr)
     return 0
 

@@ -211,3 +211,27 @@ def test_report_bench_option_must_name_a_file(capsys, tmp_path):
     code, _, err = run(capsys, "report", "reports/results.csv", "--bench", str(tmp_path / "none.json"),
                        "--out", str(tmp_path))
     assert code == 2 and "no benchmark run at" in err and not list(tmp_path.iterdir())
+
+
+def test_report_summary_reads_the_benchmark_run(capsys, tmp_path):
+    from slaf_approx.fit import fit_degrees
+
+    rows = [r.to_dict() for r in fit_degrees("gelu", [4, 8], "minimax", "chebyshev")]
+    table, _ = sweep.write_table(rows, tmp_path / "results")
+    code, _, err = run(capsys, "report", str(table), "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    assert "not measured" in (tmp_path / "a" / "README.md").read_text()
+    (tmp_path / "bench").mkdir()  # a benchmark run beside the results table, as `slaf-approx bench` writes it
+    run_json = tmp_path / "bench" / "run-cpu.json"
+    info = dict(op="slaf", mode="forward", backend="fused", degree=8, size=2**20, dtype="float32",
+                device="cpu")
+    run_json.write_text(json.dumps({"benchmarks": [
+        {"name": "test_slaf[fused-deg8]", "stats": {"median": 2e-3, "rounds": 5}, "extra_info": info}]}))
+    code, _, err = run(capsys, "report", str(table), "--out", str(tmp_path / "b"))
+    assert code == 0, err
+    text = (tmp_path / "b" / "README.md").read_text()
+    assert f"{2e-3 / 2**20 * 1e9:.3g} ns/element, fused forward, float32 cpu" in text
+    assert "(from the last `slaf-approx bench` run)" in text
+    run_json.write_text("{not json")
+    code, _, err = run(capsys, "report", str(table), "--out", str(tmp_path / "c"))
+    assert code == 2 and "not JSON" in err and not (tmp_path / "c").exists()  # refused before any work

@@ -490,3 +490,12 @@ def test_overlay_names_a_rational_pole_outside_the_interval():
     fig = report.overlay_figure([*rows, rat], "relu", degree=2)
     label = next(s for s in _legend(fig.axes[0]) if s.startswith("rational-minimax"))
     assert label.endswith("pole at x = 1.1")
+
+
+def test_overlay_says_which_error_curves_are_flat_at_its_scale():
+    # tanh on [-1, 1] at degree 8: lstsq and minimax errors ~1e-6; the perturbed gradient fit's ~1e-2
+    rows = make_rows("tanh", -1.0, 1.0, [8], bases=("power",))
+    fig = report.overlay_figure(rows, "tanh", degree=8)
+    note = fig.axes[1].get_title()
+    assert note.startswith("flat at this scale") and note.endswith(": lstsq, minimax"), note
+    assert report.overlay_figure(make_rows("relu", bases=("chebyshev",)), "relu").axes[1].get_title() == ""

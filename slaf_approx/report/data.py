@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import theory
 from ..sweep import normalise_row
-from .labels import SeriesKey, base_method, method_key, order
+from .labels import SeriesKey, method_key, order
 
 #: degrees shown in the tables (those present), plus the largest degree present
 TABLE_DEGREES = (1, 2, 4, 8, 12, 16, 20, 24, 32, 48, 64)
@@ -257,16 +257,3 @@ def kernel_cost(bench: Sequence[Mapping] | None, degree: int) -> str:
     where = "" if d == degree else f" (measured at n = {d})"
     return (f"{best['median'] / best['size'] * 1e9:.3g} ns/element, {best['backend']} forward, "
             f"{best.get('dtype', '')} {best.get('device', '')}{where}").replace("  ", " ")
-
-
-def best_method(rs: Mapping[str, tuple[int, SeriesKey] | None]) -> tuple[str, int, SeriesKey] | None:
-    """The method reaching a tolerance at the lowest degree (report order breaks ties), or None."""
-    cands = [(v[0], i, m, v[1]) for i, (m, v) in enumerate(rs.items()) if v is not None]
-    if not cands:
-        return None
-    d, _, m, key = min(cands)
-    return m, d, key
-
-
-def base_of(key: SeriesKey) -> str:
-    return base_method(key[0])

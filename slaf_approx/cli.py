@@ -11,6 +11,7 @@ import math
 import platform
 import sys
 import time
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +25,36 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse prints usage + message over several lines; we print one
         raise UsageError(message)
+
+
+def _shown(value) -> str:
+    """A default as a user types or reads it: [-3, 3] for an interval, 'a b c' for a list, 3 for 3.0."""
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, float) for v in value):
+        return f"[{value[0]:g}, {value[1]:g}]"
+    if isinstance(value, (list, tuple)):
+        return " ".join(_shown(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class _Help(argparse.HelpFormatter):
+    """Every option's help ends with its allowed values and its default, unless its text states them."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.help is argparse.SUPPRESS or isinstance(action, (argparse._HelpAction,
+                                                                   argparse._VersionAction)):
+            return text
+        extra = []
+        if action.choices is not None and "allowed" not in text:
+            extra.append("allowed: " + ", ".join(map(str, action.choices)))
+        if "default" not in text:
+            if action.nargs == 0:
+                extra.append("default: off")
+            elif action.default is not None and action.default is not argparse.SUPPRESS:
+                extra.append(f"default: {_shown(action.default)}".replace("%", "%%"))
+            elif not action.required and action.option_strings:
+                extra.append("default: none")
+        return "; ".join(([text] if text else []) + extra)
 
 
 def _degree(text: str) -> int:
@@ -81,15 +112,24 @@ def cmd_targets(args) -> int:
     return 0
 
 
+def _fit_basis(args) -> str:
+    """--basis, or its default: chebyshev, and for the rational methods powers of the raw x (the
+    convention of the Padé activation units, of the report's rational rows and of the shipped sets)."""
+    from .fit import RATIONAL_METHODS
+
+    return args.basis or ("power" if args.method in RATIONAL_METHODS else "chebyshev")
+
+
 def cmd_fit(args) -> int:
     from .fit import fit
+    from .report.labels import basis_label, variable_text
 
     extra = {"form": args.form} if args.form else {}
     if args.degree is None and args.tol is None:
         raise UsageError("fit needs --degree N or --tol EPS")
     if args.tol is not None:
         extra["tol"] = args.tol
-    rec = fit(args.target, args.degree, args.method, args.basis, args.interval, variable=args.variable,
+    rec = fit(args.target, args.degree, args.method, _fit_basis(args), args.interval, variable=args.variable,
               params=_params(args.param), weight=args.weight, steps=args.steps, optimizer=args.optimizer,
               seed=args.seed, **extra)
     if args.json:
@@ -97,14 +137,35 @@ def cmd_fit(args) -> int:
         print(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                           for k, v in d.items()}))
         return 0
-    for k in ("target", "method", "basis", "variable", "degree", "lo", "hi", "max_error", "rms_error",
-              "levelled_error", "iterations", "converged", "note", "condition_number", "seconds"):
-        print(f"{k:>16}: {_fmt(getattr(rec, k))}")
-    print(f"{'coefficients':>16}: " + " ".join(f"{c:.17g}" for c in rec.coefficients))
+    lines = [("target", rec.target), ("method", rec.method),
+             ("basis", basis_label(rec.basis, rec.variable)),
+             ("variable", variable_text(rec.variable, rec.lo, rec.hi)), ("degree", rec.degree)]
     if rec.form:
-        print(f"{'denominator':>16}: " + " ".join(f"{c:.17g}" for c in rec.denominator))
-        print(f"{'form':>16}: {rec.form}")
+        m, n = len(rec.coefficients) - 1, len(rec.denominator)
+        lines += [("type", f"({m}, {n}): P of degree {m} over Q of degree {n}, {m + 1 + n} parameters"),
+                  ("form", f"{rec.form}: {FORM_TEXT.get(rec.form, rec.form)}")]
+    lines += [(k, getattr(rec, k)) for k in ("lo", "hi", "max_error", "rms_error", "levelled_error",
+                                             "iterations", "converged", "note", "condition_number",
+                                             "seconds")]
+    for k, v in lines:
+        print(f"{k:>20}: {_fmt(v)}")
+    _print_coefficients(rec.coefficients, rec.denominator if rec.form else None)
     return 0
+
+
+#: the rational forms, as the report describes them (v: the variable, phi_j: the basis)
+FORM_TEXT = {"pau": "P / (1 + |q_1 phi_1(v) + ... + q_n phi_n(v)|)",
+             "standard": "P / (1 + q_1 phi_1(v) + ... + q_n phi_n(v))"}
+
+
+def _print_coefficients(coefficients, denominator=None) -> None:
+    """Polynomial coefficients, or a rational function's numerator p_0..p_m and denominator q_1..q_n."""
+    row = lambda cs: " ".join(f"{c:.17g}" for c in cs)  # noqa: E731
+    if denominator is None:
+        print(f"{'coefficients':>20}: " + row(coefficients))
+        return
+    print(f"{f'numerator p_0..p_{len(coefficients) - 1}':>20}: " + row(coefficients))
+    print(f"{f'denominator q_1..q_{len(denominator)}':>20}: " + row(denominator))
 
 
 def _meta(command: str, seconds: float) -> dict:
@@ -149,13 +210,33 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _bench_records(paths) -> list[dict] | None:
+    """The records of the first benchmark run found among `paths` (for the report's Summary), or None."""
+    for path in paths:
+        if path is not None and Path(path).is_file():
+            from .benchmarks import load_run, records
+
+            return records(load_run(path))
+    return None
+
+
+def _default_runs(*folders) -> list[Path]:
+    """Where `slaf-approx bench` leaves its last run: FOLDER/bench/run-cpu.json, then run-cuda.json."""
+    return [Path(f) / "bench" / f"run-{device}.json" for f in folders for device in ("cpu", "cuda")]
+
+
 def cmd_report(args) -> int:
     from .report import write_report
     from .sweep import read_table
 
+    bench_paths = [args.bench] if args.bench else _default_runs(args.out, Path(args.results).parent)
+    if args.bench and not Path(args.bench).is_file():
+        raise UsageError(f"no benchmark run at {args.bench!r}")
+    bench = _bench_records(bench_paths)
     rows = read_table(args.results)
     path = write_report(rows, Path(args.out), overlay_degree=args.overlay_degree,
-                        meta=_meta(f"slaf-approx report {args.results}", 0.0) | {"seconds": "-"})
+                        meta=_meta(f"slaf-approx report {args.results}", 0.0) | {"seconds": "-"},
+                        bench=bench)
     print(f"report -> {path}", file=sys.stderr)
     return 0
 
@@ -165,12 +246,14 @@ def cmd_run(args) -> int:
     from .sweep import DEFAULT_SUITE, RATIONAL_SUITE
 
     out = Path(args.out)
+    bench = _bench_records(_default_runs(out))  # read first: a broken run file stops us before the sweep
     recs, seconds = _sweep_and_write(*DEFAULT_SUITE.values(), out, not args.quiet, args.steps,
                                      also=RATIONAL_SUITE)
     from .benchmarks import quick_kernel_table
 
     path = write_report([r.to_dict() for r in recs], out, overlay_degree=8,
-                        meta=_meta("slaf-approx run", seconds), kernel_table=quick_kernel_table())
+                        meta=_meta("slaf-approx run", seconds), kernel_table=quick_kernel_table(),
+                        bench=bench)
     print(f"report -> {path}", file=sys.stderr)
     return 0
 
@@ -221,10 +304,13 @@ def cmd_paper(args) -> int:
 
 
 def cmd_coefficients(args) -> int:
-    from .coefstore import load, write_default
+    from .coefstore import entry, load, write_default
 
     if args.write:
         write_default(args.file)
+    if args.show:
+        _show_entry(entry(args.show, args.file))
+        return 0
     entries = load(args.file)
     for e in entries:
         kind = f"({e['type'][0]}, {e['type'][1]}) {e['form']}" if e["kind"] == "rational" else \
@@ -233,6 +319,31 @@ def cmd_coefficients(args) -> int:
               f"{e['interval'][1]:g}]  max error {e['max_error']:.4g}")
     print(f"{len(entries)} entries checked (re-evaluated against their targets)", file=sys.stderr)
     return 0
+
+
+def _show_entry(e: dict) -> None:
+    """One stored coefficient set, every field needed to evaluate it (checked against its target)."""
+    from .report.labels import basis_label, variable_text
+
+    lo, hi = e["interval"]
+    lines = [("name", e["name"]), ("target", e["target"]),
+             ("params", ", ".join(f"{k}={v:g}" for k, v in e["params"].items()) or "catalogue defaults"),
+             ("method", e["method"]), ("basis", basis_label(e["basis"], e["variable"])),
+             ("variable", variable_text(e["variable"], lo, hi)), ("interval", f"[{lo:g}, {hi:g}]")]
+    if e["kind"] == "rational":
+        m, n = e["type"]
+        lines += [("type", f"({m}, {n}): P of degree {m} over Q of degree {n}"),
+                  ("form", f"{e['form']}: {FORM_TEXT.get(e['form'], e['form'])}")]
+    else:
+        lines.append(("degree", e["degree"]))
+    lev = e.get("levelled_error")
+    lines += [("max_error", e["max_error"]), ("rms_error", e["rms_error"]),
+              ("levelled_error", math.nan if lev is None else lev), ("created", e["created"])]
+    for k, v in lines:
+        print(f"{k:>20}: {_fmt(v)}")
+    _print_coefficients(e["coefficients"], e["denominator"] if e["kind"] == "rational" else None)
+    if e["kind"] == "polynomial":
+        print(f"{'in python':>20}: SLAF.from_coefficients({e['name']!r})  (slaf_approx.nn)")
 
 
 def cmd_bench(args) -> int:
@@ -316,125 +427,176 @@ def _bench_finish(args, kb, runs, budgets, out: Path, comparison: str | None = N
     return 1 if args.check and (failed or regressed) else 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("slaf-approx")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        from . import __version__
+
+        return f"{__version__} (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .bases import BASES, VARIABLES
     from .fit import ALL_METHODS, METHODS, OPTIMIZERS
     from .rational import FORMS
 
-    p = _Parser(prog="slaf-approx", description="Approximation benchmarks for self-learnable activations.")
+    degree_help = "an integer in [0, 64]"
+    p = _Parser(prog="slaf-approx", description="Approximation benchmarks for self-learnable activations.",
+                formatter_class=_Help)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    add = lambda name, help: sub.add_parser(name, help=help, description=help, formatter_class=_Help)  # noqa: E731
 
-    sub.add_parser("targets", help="list the target catalogue").set_defaults(func=cmd_targets)
+    add("targets", "list the target catalogue").set_defaults(func=cmd_targets)
 
-    f = sub.add_parser("fit", help="fit one target")
-    f.add_argument("target")
+    f = add("fit", "fit one target")
+    f.add_argument("target", help="a catalogue name (slaf-approx targets lists them)")
     f.add_argument("--degree", "-n", type=_degree, default=None,
-                   help="polynomial degree 0-64 (with --tol: the largest tried, default 64)")
+                   help=f"polynomial degree; rational methods: m + n of type (m, n); {degree_help}; with --tol: "
+                        "the largest degree tried (default 64); required without --tol")
     f.add_argument("--tol", type=float, default=None, metavar="EPS",
-                   help="lstsq/minimax: fit the lowest degree whose max error is <= EPS")
-    f.add_argument("--method", choices=ALL_METHODS, default="lstsq")
-    f.add_argument("--basis", choices=list(BASES), default="chebyshev")
+                   help="lstsq and minimax: fit the lowest degree whose max error is <= EPS; default: off")
+    f.add_argument("--method", choices=ALL_METHODS, default="lstsq", help="fitting method")
+    f.add_argument("--basis", choices=list(BASES), default=None,
+                   help="basis of the coefficients; default: chebyshev, and power (raw x, the Padé "
+                        "activation units' convention) for the rational methods")
     f.add_argument("--variable", choices=VARIABLES, default=None,
-                   help="power basis: raw x (default, the paper's form) or mapped t")
-    f.add_argument("--interval", nargs=2, type=float, metavar=("LO", "HI"), default=(-3.0, 3.0))
-    f.add_argument("--param", action="append", metavar="NAME=VALUE", help="target parameter, e.g. beta=2")
-    f.add_argument("--weight", default="uniform", help="lstsq weight: uniform, normal or normal:SIGMA")
-    f.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    f.add_argument("--steps", type=int, default=2000)
-    f.add_argument("--seed", type=int, default=0)
+                   help="power basis: raw x (default, the paper's form) or mapped t in [-1, 1]; other bases: "
+                        "mapped (default)")
+    f.add_argument("--interval", nargs=2, type=float, metavar=("LO", "HI"), default=(-3.0, 3.0),
+                   help="fitting interval, finite LO < HI")
+    f.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="target parameter, e.g. beta=2 (repeatable); default: the catalogue's values")
+    f.add_argument("--weight", default="uniform",
+                   help="lstsq weight; allowed: uniform, normal, normal:SIGMA")
+    f.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="gradient fits: the optimizer")
+    f.add_argument("--steps", type=int, default=2000, help="gradient fits: optimizer steps")
+    f.add_argument("--seed", type=int, default=0, help="gradient fits: random seed (an integer)")
     f.add_argument("--form", choices=FORMS, default=None,
-                   help="rational methods: pau (rational's default) or standard (rational-minimax's default)")
+                   help="rational methods: denominator form; default: pau for rational, standard for "
+                        "rational-minimax")
     f.add_argument("--json", action="store_true", help="print one JSON object")
     f.set_defaults(func=cmd_fit)
 
-    s = sub.add_parser("sweep", help="targets x bases x degrees x methods x intervals -> results table")
-    s.add_argument("--targets", nargs="+", default=["relu", "gelu", "swish", "tanh"])
+    s = add("sweep", "targets x bases x degrees x methods x intervals -> results table")
+    s.add_argument("--targets", nargs="+", default=["relu", "gelu", "swish", "tanh"],
+                   help="catalogue names")
     s.add_argument("--bases", nargs="+", default=["power", "chebyshev", "legendre"],
-                   help="basis names; power:mapped fits powers of the mapped variable")
-    s.add_argument("--degrees", type=_degrees, default=list(range(1, 21)), help="e.g. 1-20 or 2,4,8")
-    s.add_argument("--methods", nargs="+", default=list(METHODS), help=f"any of {', '.join(ALL_METHODS)}")
-    s.add_argument("--interval", nargs=2, type=float, action="append", metavar=("LO", "HI"))
+                   help=f"allowed: {', '.join(BASES)}; power:mapped fits powers of the mapped variable")
+    s.add_argument("--degrees", type=_degrees, default="1-20", help="A-B or A,B,C, each in [0, 64]")
+    s.add_argument("--methods", nargs="+", default=list(METHODS), help=f"allowed: {', '.join(ALL_METHODS)}")
+    s.add_argument("--interval", nargs=2, type=float, action="append", metavar=("LO", "HI"),
+                   help="fitting interval, finite LO < HI (repeatable); default: [-3, 3]")
     s.add_argument("--steps", type=int, default=2000, help="gradient fits: optimizer steps")
-    s.add_argument("--out", default="reports")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--out", default="reports", help="folder for results.csv and results.jsonl")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sweep)
 
-    r = sub.add_parser("report", help="tables and plots from a results table")
-    r.add_argument("results", nargs="?", default="reports/results.csv")
-    r.add_argument("--out", default="reports")
-    r.add_argument("--overlay-degree", type=_degree, default=8)
+    r = add("report", "tables and plots from a results table")
+    r.add_argument("results", nargs="?", default="reports/results.csv",
+                   help="a results table (.csv or .jsonl)")
+    r.add_argument("--out", default="reports", help="folder for README.md and the PNG figures")
+    r.add_argument("--overlay-degree", type=_degree, default=8,
+                   help=f"degree of the overlay figures (the closest present); {degree_help}")
+    r.add_argument("--bench", default=None, metavar="RUN.json",
+                   help="a benchmark run for the Summary's kernel costs; default: OUT/bench/run-cpu.json (or "
+                        "-cuda), else beside the results table; none found: 'not measured'")
     r.set_defaults(func=cmd_report)
 
-    e = sub.add_parser("expand", help="a random Linear/SLAF network as an explicit polynomial")
-    e.add_argument("--inputs", type=_positive, required=True)
-    e.add_argument("--widths", type=_positive, nargs="+", required=True, help="hidden widths, e.g. 4 4")
-    e.add_argument("--degree", "-n", type=_degree, required=True, help="degree of every SLAF")
-    e.add_argument("--basis", choices=list(BASES), default="chebyshev")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--max-terms", type=_positive, default=200_000)
+    e = add("expand", "a random Linear/SLAF network as an explicit polynomial")
+    e.add_argument("--inputs", type=_positive, required=True, help="number of inputs (≥ 1); required")
+    e.add_argument("--widths", type=_positive, nargs="+", required=True,
+                   help="hidden widths (each ≥ 1), e.g. 4 4; required")
+    e.add_argument("--degree", "-n", type=_degree, required=True,
+                   help=f"degree of every SLAF; {degree_help}; required")
+    e.add_argument("--basis", choices=list(BASES), default="chebyshev", help="basis of every SLAF")
+    e.add_argument("--seed", type=int, default=0, help="random seed of the weights (an integer)")
+    e.add_argument("--max-terms", type=_positive, default=200_000,
+                   help="refuse an expansion predicted to have more terms (≥ 1)")
     e.add_argument("--top", type=int, default=10, help="how many of the largest terms to print")
     e.add_argument("--json", action="store_true", help="print the whole polynomial as one JSON object")
     e.set_defaults(func=cmd_expand)
 
-    pp = sub.add_parser("paper", help="the learning experiments: ReLU against SLAF variants on small tasks")
-    pp.add_argument("--tasks", nargs="+", default=None, help="spirals, cubic, digits (default: all)")
-    pp.add_argument("--seeds", type=_positive, default=5, help="seeds per task and variant")
+    pp = add("paper", "the learning experiments: ReLU against SLAF variants on small tasks")
+    pp.add_argument("--tasks", nargs="+", default=None, help="allowed: spirals, cubic, digits; default: all")
+    pp.add_argument("--seeds", type=_positive, default=5, help="seeds per task and variant (≥ 1)")
     pp.add_argument("--degrees", type=_degree, nargs="+", default=None,
-                    help="SLAF degrees (default 3 8): the first is the main comparison, the others test "
-                         "stability")
-    pp.add_argument("--out", default="reports")
+                    help=f"SLAF degrees, each {degree_help}; default: 3 8 (the first is the main comparison, "
+                         "the others test stability)")
+    pp.add_argument("--out", default="reports", help="folder for paper.md and its figures")
     pp.add_argument("--quick", action="store_true", help="a fifth of the epochs (a smoke run)")
-    pp.add_argument("--quiet", action="store_true")
+    pp.add_argument("--quiet", action="store_true", help="no progress lines")
     pp.set_defaults(func=cmd_paper)
 
-    run = sub.add_parser("run", help="the default suite, then the report")
-    run.add_argument("--out", default="reports")
+    run = add("run", "the default suite, then the report")
+    run.add_argument("--out", default="reports", help="folder for the results table and the report")
     run.add_argument("--steps", type=int, default=2000, help="gradient fits: optimizer steps")
-    run.add_argument("--quiet", action="store_true")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
 
-    c = sub.add_parser("coefficients", help="list and check (or regenerate) a coefficient file")
-    c.add_argument("file", nargs="?", default=None, help="default: slaf_approx/data/coefficients.json")
+    c = add("coefficients", "list and check (or regenerate) a coefficient file, or show one set")
+    c.add_argument("file", nargs="?", default=None,
+                   help="a coefficient file; default: the shipped slaf_approx/data/coefficients.json")
+    c.add_argument("--show", metavar="NAME", default=None,
+                   help="print one set: basis, variable, interval, coefficients, errors; default: list all")
     c.add_argument("--write", action="store_true", help="regenerate the file first")
     c.set_defaults(func=cmd_coefficients)
 
-    b = sub.add_parser("bench", help="time the kernel and fitting benchmarks, report, check the budgets")
-    b.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    b.add_argument("--dtype", nargs="+", default=None, help="float32, bfloat16 (default: float32 on CPU, "
-                   "both on CUDA)")
-    b.add_argument("--backends", nargs="+", default=None, help="SLAF backends: reference, fused (CPU), "
-                   "triton (CUDA); default: the device's")
+    b = add("bench", "time the kernel and fitting benchmarks, report, check the budgets")
+    b.add_argument("--device", default="cpu", help="allowed: cpu, cuda")
+    b.add_argument("--dtype", nargs="+", default=None, help="allowed: float32, bfloat16; default: float32 on "
+                   "CPU, both on CUDA")
+    b.add_argument("--backends", nargs="+", default=None, help="SLAF backends; allowed: reference, fused "
+                   "(CPU), triton (CUDA); default: the device's")
     b.add_argument("--sizes", nargs="+", default=None, help="element counts, e.g. 2^16 2^20 2^24 (the CPU "
                    "default; CUDA: 2^20 .. 2^28)")
-    b.add_argument("--degrees", nargs="+", default=None, help="SLAF degrees (default 2 4 8 16)")
+    b.add_argument("--degrees", nargs="+", default=None, help=f"SLAF degrees, each {degree_help}; "
+                   "default: 2 4 8 16")
     b.add_argument("--quick", action="store_true", help="the budgets' size and degree only, fused/triton, "
                    "no default sweep")
     b.add_argument("--kernels-only", action="store_true", help="skip the fitting-engine benchmarks")
     b.add_argument("--check", action="store_true", help="exit 1 if a budget breaks or a benchmark is slower "
                    "than the last saved run of this host and device (this run is not saved)")
-    b.add_argument("--compare-fail", default="median:10%", help="pytest-benchmark's regression limit")
-    b.add_argument("--budgets", default="bench/budgets.toml")
+    b.add_argument("--compare-fail", default="median:10%", help="pytest-benchmark's regression limit, "
+                   "STAT:PERCENT%% or STAT:SECONDS")
+    b.add_argument("--budgets", default="bench/budgets.toml", help="the budgets file (TOML)")
     b.add_argument("--out", default="reports", help="kernels.md and PNGs here, the JSON in OUT/bench/")
-    b.add_argument("--json", default=None, help="the run's JSON (default OUT/bench/run-DEVICE.json), "
-                   "stats without the raw timings")
-    b.add_argument("--storage", default=None, metavar="DIR", help="pytest-benchmark's saved runs (default "
-                   ".benchmarks/HOST-DEVICE): saved here, compared with the newest here with --check")
-    b.add_argument("--rounds", type=_positive, default=None, help="CUDA: timed rounds per benchmark")
-    b.add_argument("--warmup", type=int, default=None, help="CUDA: warm-up rounds per benchmark")
+    b.add_argument("--json", default=None, help="the run's JSON, stats without the raw timings; default: "
+                   "OUT/bench/run-DEVICE.json")
+    b.add_argument("--storage", default=None, metavar="DIR", help="pytest-benchmark's saved runs: saved "
+                   "here, compared with the newest here with --check; default: .benchmarks/HOST-DEVICE")
+    b.add_argument("--rounds", type=_positive, default=None, help="CUDA: timed rounds per benchmark (≥ 1); "
+                   "default: pytest-benchmark's")
+    b.add_argument("--warmup", type=int, default=None, help="CUDA: warm-up rounds per benchmark; default: "
+                   "pytest-benchmark's")
     b.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
-                   help="skip the benchmarks left after this many seconds (what ran is still reported)")
+                   help="skip the benchmarks left after this many seconds (what ran is still reported); "
+                        "default: no deadline")
     b.add_argument("--report-only", nargs="+", default=None, metavar="RUN.json",
-                   help="re-render the report (and check the budgets) from saved runs, timing nothing")
+                   help="re-render the report (and check the budgets) from saved runs, timing nothing; "
+                        "default: time a new run")
     b.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
-                   help="after --: more pytest arguments, e.g. slaf-approx bench -- --benchmark-min-rounds=3")
+                   help="after --: more pytest arguments, e.g. slaf-approx bench -- "
+                        "--benchmark-min-rounds=3; default: none")
     b.set_defaults(func=cmd_bench)
     return p
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line on stderr (no file, line number or source): the user did not write that code."""
+    text = " ".join(str(message).split())
+    print(f"slaf-approx: warning: {text} ({category.__name__})", file=file or sys.stderr)
 
 
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        with warnings.catch_warnings():  # restores showwarning afterwards (the CLI may run in-process)
+            warnings.showwarning = _one_line_warning
+            return args.func(args)
     except (UsageError, ValueError, TypeError, OSError) as exc:
         msg = " ".join(str(exc).split())
         print(f"slaf-approx: error: {msg}", file=sys.stderr)

@@ -252,6 +252,18 @@ def load(path: str | os.PathLike | None = None, *, catalogue: Mapping[str, Targe
     return entries
 
 
+def entry(name: str, path: str | os.PathLike | None = None) -> dict:
+    """The entry called `name` in a coefficient file (default: the shipped one), checked as :func:`load`
+    checks it; ValueError naming the known names when there is none."""
+    if not isinstance(name, str):
+        raise TypeError(f"a coefficient set is named by a string, got {type(name).__name__}")
+    entries = load(path)
+    for e in entries:
+        if e["name"] == name:
+            return e
+    raise ValueError(f"no coefficient set named {name!r}; known: {', '.join(e['name'] for e in entries)}")
+
+
 def _check_all(entries: list, path, catalogue, reevaluate: bool) -> None:
     names = set()
     for i, e in enumerate(entries):

@@ -86,6 +86,20 @@ class SLAF(nn.Module):
         return cls(record.degree, record.basis, (record.lo, record.hi), init=list(record.coefficients),
                    variable=record.variable, **kwargs)
 
+    @classmethod
+    def from_coefficients(cls, name: str, path=None, **kwargs) -> SLAF:
+        """An SLAF holding a stored coefficient set (`slaf-approx coefficients` lists the names), with the
+        basis, variable and interval it was fitted for. `path`: a coefficient file (default: the shipped
+        one). Rational sets (P/Q) are not polynomials and are refused."""
+        from .coefstore import entry
+
+        e = entry(name, path)
+        if e["kind"] != "polynomial":
+            raise ValueError(f"coefficient set {name!r} is {e['kind']} (type {tuple(e['type'])}); an SLAF "
+                             "holds a polynomial: pick a polynomial set")
+        return cls(e["degree"], e["basis"], tuple(e["interval"]), init=list(e["coefficients"]),
+                   variable=e["variable"], **kwargs)
+
     @property
     def mapping(self) -> tuple[float, float, float, float]:
         """(scale, shift, tlo, thi): t = scale * x + shift, clamped to [tlo, thi] when clamping."""

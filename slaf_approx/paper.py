@@ -37,6 +37,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ._io import atomic_write, save_figure
+from ._markdown import table
 from .bases import check_degree
 from .nn import SLAF, NormalisedSLAF
 
@@ -619,18 +620,21 @@ def results_table(summaries: Sequence[Summary], task: str) -> str:
     t = TASKS[task]
     rows = [s for s in summaries if s.task == task]
     better = "higher" if t.spec.higher_is_better else "lower"
-    lines = [f"| variant | degree | {t.spec.metric_name} | runs | diverged | failed | params | "
-             f"extra params | improvement over ReLU ({better} is better; > 0 better) | seeds won | verdict |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    header = ["variant", "degree", t.spec.metric_name,
+              f"improvement over ReLU ({better} is better; > 0 better)", "seeds won", "verdict",
+              "runs", "diverged", "failed", "params", "extra params"]
+    body = []
     for s in rows:
         relu = s.variant == "relu"
         dv = f"{s.diverged}" + (f" ({s.diverged_in_evaluation} after training)" if s.diverged_in_evaluation
                                 else "")
-        lines.append(f"| `{s.variant}` | {'-' if s.degree is None else s.degree} | {_pm(s.mean, s.std)} | "
-                     f"{s.n} | {dv} | {s.failed} | {s.params} | {s.extra:+d} | "
-                     f"{'-' if relu else _pm(s.diff_mean, s.diff_std)} | "
-                     f"{'-' if relu else f'{s.wins}/{s.pairs}'} | {s.verdict} |")
-    return "\n".join(lines)
+        body.append([f"`{s.variant}`", "-" if s.degree is None else s.degree, _pm(s.mean, s.std),
+                     "-" if relu else _pm(s.diff_mean, s.diff_std), "-" if relu else f"{s.wins}/{s.pairs}",
+                     s.verdict, s.n, dv, s.failed, s.params, f"{s.extra:+d}"])
+    # the comparison first, then the bookkeeping (runs, divergences, parameters) in a second table
+    first, second = [0, 1, 2, 3, 4, 5], [0, 1, 6, 7, 8, 9, 10]
+    return "\n".join(table([header[c] for c in cols], [[row[c] for c in cols] for row in body],
+                            "".join("lrrrrlrrrrr"[c] for c in cols)) for cols in (first, second))
 
 
 def _jsonable(v):

@@ -118,3 +118,120 @@ def test_write_is_atomic_when_writing_fails(tmp_path):
         sweep.write_table([{**recs[0], "params": object()}], tmp_path / "results")
     assert (tmp_path / "results.jsonl").read_text() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+# ---------------------------------------------------------------------------- version, help, warnings, shows
+def test_version_comes_from_the_package_metadata(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"slaf-approx {version('slaf-approx')}\n"
+
+
+def _options():
+    """(command, action) for every option and positional of every subcommand."""
+    import argparse
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            if not isinstance(action, argparse._HelpAction):
+                yield name, p, action
+
+
+def test_every_option_help_states_its_default_and_allowed_values():
+    missing = []
+    for name, p, action in _options():
+        text = p._get_formatter()._get_help_string(action)
+        if not action.required and "default" not in text:
+            missing.append(f"{name} {action.dest}: no default in {text!r}")
+        for choice in action.choices or ():
+            if str(choice) not in text:
+                missing.append(f"{name} {action.dest}: allowed value {choice!r} not in {text!r}")
+    assert not missing, "\n".join(missing)
+
+
+def test_fit_help_names_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: lstsq" in text and "default: chebyshev" in text and "default: [-3, 3]" in text
+
+
+def test_a_warning_prints_as_one_line(capsys):
+    code, out, err = run(capsys, "fit", "relu", "-n", "30", "--basis", "power")  # ill-conditioned
+    assert code == 0 and "max_error" in out
+    assert err.count("\n") == 1, err
+    assert err.startswith("slaf-approx: warning: power basis (raw) at degree 30")
+    assert "ConditioningWarning" in err
+    assert ".py:" not in err and "warnings.warn" not in err
+
+
+def _fields(out: str) -> dict[str, str]:
+    return {k.strip(): v.strip() for k, _, v in (line.partition(": ") for line in out.splitlines())}
+
+
+def test_rational_fit_prints_its_type_and_labelled_numerator_and_denominator(capsys):
+    from slaf_approx.fit import fit
+    from slaf_approx.report import basis_label
+
+    code, out, _ = run(capsys, "fit", "gelu", "--degree", "9", "--method", "rational-minimax")
+    assert code == 0
+    f = _fields(out)
+    rec = fit("gelu", 9, "rational-minimax", "power")
+    assert f["type"].startswith("(5, 4)") and f["form"].startswith("standard")
+    # the basis its coefficients are in, named as the report names the same fits (power in the raw x)
+    assert f["basis"] == basis_label(rec.basis, rec.variable) == "power(raw)"
+    assert [float(c) for c in f["numerator p_0..p_5"].split()] == rec.coefficients  # %.17g round-trips
+    assert [float(c) for c in f["denominator q_1..q_4"].split()] == rec.denominator
+    code, out, _ = run(capsys, "fit", "gelu", "--degree", "9", "--method", "rational-minimax", "--basis",
+                       "chebyshev")
+    assert _fields(out)["basis"] == "chebyshev" and "mapped t" in _fields(out)["variable"]
+
+
+def test_coefficients_show_prints_one_stored_set(capsys):
+    from slaf_approx.coefstore import entry
+
+    e = entry("tanh_rational-minimax_5_4_standard")
+    code, out, _ = run(capsys, "coefficients", "--show", e["name"])
+    assert code == 0
+    f = _fields(out)
+    assert f["basis"] == "power(raw)" and f["interval"] == "[-3, 3]" and f["type"].startswith("(5, 4)")
+    assert float(f["max_error"]) == pytest.approx(e["max_error"], rel=1e-5)  # printed to 6 digits
+    assert [float(c) for c in f["numerator p_0..p_5"].split()] == e["coefficients"]
+    assert [float(c) for c in f["denominator q_1..q_4"].split()] == e["denominator"]
+    code, out, err = run(capsys, "coefficients", "--show", "gelu_minimax_9_chebyshev")
+    assert code == 2 and err.count("\n") == 1 and "known: gelu_rational-lstsq_5_4_pau" in err
+
+
+def test_report_bench_option_must_name_a_file(capsys, tmp_path):
+    code, _, err = run(capsys, "report", "reports/results.csv", "--bench", str(tmp_path / "none.json"),
+                       "--out", str(tmp_path))
+    assert code == 2 and "no benchmark run at" in err and not list(tmp_path.iterdir())
+
+
+def test_report_summary_reads_the_benchmark_run(capsys, tmp_path):
+    from slaf_approx.fit import fit_degrees
+
+    rows = [r.to_dict() for r in fit_degrees("gelu", [4, 8], "minimax", "chebyshev")]
+    table, _ = sweep.write_table(rows, tmp_path / "results")
+    code, _, err = run(capsys, "report", str(table), "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    assert "not measured" in (tmp_path / "a" / "README.md").read_text()
+    (tmp_path / "bench").mkdir()  # a benchmark run beside the results table, as `slaf-approx bench` writes it
+    run_json = tmp_path / "bench" / "run-cpu.json"
+    info = dict(op="slaf", mode="forward", backend="fused", degree=8, size=2**20, dtype="float32",
+                device="cpu")
+    run_json.write_text(json.dumps({"benchmarks": [
+        {"name": "test_slaf[fused-deg8]", "stats": {"median": 2e-3, "rounds": 5}, "extra_info": info}]}))
+    code, _, err = run(capsys, "report", str(table), "--out", str(tmp_path / "b"))
+    assert code == 0, err
+    text = (tmp_path / "b" / "README.md").read_text()
+    assert f"{2e-3 / 2**20 * 1e9:.3g} ns/element, fused forward, float32 cpu" in text
+    assert "(from the last `slaf-approx bench` run)" in text
+    run_json.write_text("{not json")
+    code, _, err = run(capsys, "report", str(table), "--out", str(tmp_path / "c"))
+    assert code == 2 and "not JSON" in err and not (tmp_path / "c").exists()  # refused before any work

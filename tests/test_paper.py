@@ -267,9 +267,11 @@ def test_quick_run_writes_the_report(tmp_path):
     path = paper.run_paper(seeds=2, out=tmp_path, quick=True)
     assert torch.get_num_threads() == old  # the thread count is restored
     text = path.read_text()
-    for v, variant in paper.VARIANTS.items():  # one row per task (and degree, but ReLU has none)
-        rows = [line for line in text.splitlines() if line.startswith(f"| `{v}` |")]
-        assert len(rows) == len(paper.TASKS) * (len(paper.DEGREES) if variant.uses_degree else 1)
+    for v, variant in paper.VARIANTS.items():  # one row per task (and degree, but ReLU has none) in each of
+        rows = [line for line in text.splitlines() if line.startswith(f"| `{v}` |")]  # the two tables
+        assert len(rows) == 2 * len(paper.TASKS) * (len(paper.DEGREES) if variant.uses_degree else 1)
+    widths = {line.count(" | ") + 1 for line in text.splitlines() if line.startswith("| ")}
+    assert max(widths) <= 8, widths
     for task in paper.TASKS:
         assert f"## {task}" in text
         for kind in ("activations", "training"):

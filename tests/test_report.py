@@ -128,23 +128,51 @@ def test_table_degrees():
 
 
 # ---------------------------------------------------------------------------------------------- tables
+def parse_tables(md: str) -> list[tuple[list[str], list[list[str]]]]:
+    """(header, body rows) of every Markdown table in `md`."""
+    out, lines = [], md.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("|") and i + 1 < len(lines) and set(lines[i + 1]) <= set("|-: ") \
+                and (i == 0 or not lines[i - 1].startswith("|")):
+            cells = lambda s: [c.strip() for c in s.strip().strip("|").split(" | ")]  # noqa: E731
+            body = []
+            for row in lines[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                body.append(cells(row))
+            out.append((cells(line), body))
+    return out
+
+
 def test_summary_table_rows_and_values(rows):
-    table = report.summary_table(rows, "relu")
-    lines = table.strip().splitlines()
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
-    body = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
-    assert len(body) == 4  # degrees 1, 2, 4 and the largest, 6
-    assert [b[0] for b in body] == ["1", "2", "4", "6"]
-    # 3 methods x 2 bases, then Jackson's bound and Bernstein's asymptote (relu on a symmetric interval)
-    assert header == ["n", "lstsq/chebyshev", "lstsq/power(raw)", "minimax/chebyshev", "minimax/power(raw)",
-                      "gradient/chebyshev", "gradient/power(raw)", "Jackson", "Bernstein β·a/(2n)"]
+    (header, body), = parse_tables(report.summary_table(rows, "relu"))
+    assert [b[0] for b in body] == ["1", "2", "4", "6"]  # degrees 1, 2, 4 and the largest, 6
+    # the theory bounds first (relu on a symmetric interval), then one column per series; lstsq and minimax
+    # give the same numbers in both bases (the synthetic power rows are the chebyshev ones converted)
+    assert header == ["n", "Jackson", "Bernstein β·a/(2n)", "lstsq/chebyshev = power(raw)",
+                      "minimax/chebyshev = power(raw)", "gradient/chebyshev", "gradient/power(raw)"]
     by = {(r["method"], r["basis"], r["degree"]): r for r in rows if r["target"] == "relu"}
     for line in body:
         n = int(line[0])
-        assert line[1] == f"{by[('lstsq', 'chebyshev', n)]['max_error']:.3g}"
+        assert line[1] == f"{theory.jackson_bound(1.0, -1.0, 1.0, n):.3g}"
+        assert line[2] == f"{theory.bernstein_relu(1.0, n):.3g}"
+        assert line[3] == f"{by[('lstsq', 'chebyshev', n)]['max_error']:.3g}"
         assert line[6] == f"{by[('gradient', 'power', n)]['max_error']:.3g}"
-        assert line[7] == f"{theory.jackson_bound(1.0, -1.0, 1.0, n):.3g}"
-        assert line[8] == f"{theory.bernstein_relu(1.0, n):.3g}"
+
+
+def test_wide_tables_are_split_repeating_the_leading_columns():
+    rows = []  # 4 bases x (lstsq, gradient), every series with numbers of its own
+    for i, b in enumerate(("chebyshev", "power", "legendre", "hermite")):
+        for r in make_rows("relu", bases=(b,), seed=i):
+            if r["method"] != "minimax":
+                r["max_error"] *= 1 + 0.01 * i
+                rows.append(r)
+    tables = parse_tables(report.summary_table(rows, "relu"))
+    assert len(tables) == 2 and all(len(h) <= report.MAX_COLUMNS for h, _ in tables)
+    series = [c for h, _ in tables for c in h[3:]]
+    assert len(series) == len(set(series)) == 8  # every series once, none lost
+    assert all(h[:3] == ["n", "Jackson", "Bernstein β·a/(2n)"] for h, _ in tables)
+    assert all([b[0] for b in body] == ["1", "2", "4", "6"] for _, body in tables)
 
 
 def test_summary_table_unknown_target(rows):
@@ -154,13 +182,14 @@ def test_summary_table_unknown_target(rows):
 
 def test_minimax_table_lists_table_degrees_and_failures(rows):
     table = report.minimax_table(rows, "relu")
-    body = table.strip().splitlines()[2:]
-    assert [line.split("|")[3].strip() for line in body] == ["1", "2", "4", "5", "6"]  # 5 did not converge
-    line5 = body[3]
-    assert "**no**" in line5 and "maxiter reached" in line5
+    (h1, body), = parse_tables(table)
+    assert len(h1) <= report.MAX_COLUMNS
+    assert h1[:2] == ["target", "n"] and {line[0] for line in body} == {"relu on [-1, 1]"}
+    assert [line[1] for line in body] == ["1", "2", "4", "5", "6"]  # 5 did not converge
+    assert body[3][5] == "**no** (3)" and "maxiter reached" in body[3][-1]
     r = next(r for r in rows if (r["target"], r["method"], r["basis"], r["degree"]) == ("relu", "minimax",
                                                                                          "chebyshev", 4))
-    assert f"| {r['levelled_error']:.3g} | {r['max_error']:.3g} | 0.03 |" in body[2]  # (E - h)/E = 0.03
+    assert body[2][2:5] == [f"{r['levelled_error']:.3g}", f"{r['max_error']:.3g}", "0.03"]  # (E - h)/E
     assert report.minimax_table([r for r in rows if r["method"] != "minimax"]) == ""
 
 
@@ -237,21 +266,96 @@ def test_target_outside_the_catalogue(rows, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- figures
+def _legend(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def _column_legend(fig, col: int) -> list[str]:
+    """The legend of an error figure's column (under its bottom panel; it names the top panel's lines)."""
+    top, bottom = _columns(fig)[col]
+    assert top.get_legend() is None
+    return _legend(bottom)
+
+
+def _columns(fig):
+    """(max-error axes, rms-error axes) per column of an error figure."""
+    n = len(fig.axes) // 2
+    return list(zip(fig.axes[:n], fig.axes[n:], strict=True))
+
+
 def test_error_figure(rows):
     fig = report.error_figure(rows, "relu")
-    ax_max, ax_rms = fig.axes
-    assert ax_max.get_yscale() == "log" and ax_rms.get_yscale() == "log"
-    labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels[:2] == ["lstsq/chebyshev", "lstsq/power(raw)"]
-    assert "Jackson" in labels and "Bernstein β·a/(2n)" in labels
-    assert len(ax_max.get_lines()) == 6 + 2 and len(ax_rms.get_lines()) == 6
+    (ls_max, ls_rms), (gr_max, gr_rms) = _columns(fig)
+    assert all(ax.get_yscale() == "log" for ax in fig.axes)
+    # lstsq and minimax give the same numbers in both bases: drawn once each, the note says so
+    assert _column_legend(fig, 0) == ["lstsq/chebyshev = power(raw)", "minimax/chebyshev = power(raw)",
+                                      "theory: Jackson", "theory: Bernstein β·a/(2n)"]
+    assert _column_legend(fig, 1)[:2] == ["gradient/chebyshev", "gradient/power(raw)"]
+    assert "drawn once" in fig.get_supxlabel()
+    assert len(ls_max.get_lines()) == 2 + 2 and len(ls_rms.get_lines()) == 2
+    # theory lines lie above every data line, and the legend shows each line with its own style
+    for ax, under in ((ls_max, ls_rms), (gr_max, gr_rms)):
+        data, theory_lines = ax.get_lines()[:-2], ax.get_lines()[-2:]
+        assert min(t.get_zorder() for t in theory_lines) > max(d.get_zorder() for d in data)
+        for handle, line in zip(under.get_legend().legend_handles, ax.get_lines(), strict=True):
+            assert (handle.get_linestyle(), handle.get_color()) == (line.get_linestyle(), line.get_color())
+    # a legend sample shows two periods of every dash pattern (a too-short sample of a dash-dot looks solid)
+    from slaf_approx.report import figures
+
+    patterns = [(ls, figures.THEORY_WIDTH) for _, ls in figures.THEORY_STYLES]
+    patterns += [(ls, 1.3) for _, ls, _ in figures.BASIS_STYLES.values() if isinstance(ls, tuple)]
+    sample = figures.LEGEND_HANDLE * figures.LEGEND_FONT  # points
+    assert all(sample >= 2 * sum(ls[1]) * width for ls, width in patterns), (sample, patterns)
 
 
 def test_error_figure_rate_line_for_analytic_target():
     fig = report.error_figure(make_rows("tanh", -3.0, 3.0, range(1, 9), bases=("chebyshev",)), "tanh")
-    labels = [t.get_text() for t in fig.legends[0].get_texts()]
     rho = theory.analytic_rate(get_target("tanh"), -3.0, 3.0)
-    assert f"ρ^-n (ρ={rho:.3g})" in labels
+    assert f"theory: ρ^-n (ρ={rho:.3g})" in _column_legend(fig, 0)
+
+
+def diverging_rows():
+    """tanh rows whose gradient/power(raw) errors fall to n = 4 and then grow to 1.9e4 (as measured on the
+    default suite, reports/results.csv of 2026-11-30), beside well-behaved lstsq rows."""
+    rows = make_rows("tanh", -3.0, 3.0, range(1, 11), bases=("chebyshev", "power"))
+    grow = {5: 0.16, 6: 0.32, 7: 0.64, 8: 0.9, 9: 7.4e3, 10: 1.93e4}
+    for r in rows:
+        if (r["method"], r["basis"]) == ("gradient", "power") and r["degree"] in grow:
+            r["max_error"] = r["rms_error"] = grow[r["degree"]]
+            r["gap"] = 1e6
+    return rows
+
+
+def test_a_diverging_series_is_clipped_marked_and_called_diverging(tmp_path):
+    rows = diverging_rows()
+    g = report.groups(rows)[0]
+    div = report.diverges(report.series(g)[("gradient", "power", "raw", "uniform")])
+    assert div is not None and div[2:] == (10, 1.93e4)
+    others = [s for k, s in report.series(g).items() if k[:2] != ("gradient", "power")]
+    assert others and all(report.diverges(s) is None for s in others)
+    fig = report.error_figure(rows, "tanh")
+    ax = _columns(fig)[1][0]  # gradient descent, max error
+    top = ax.get_ylim()[1]
+    assert top < 100  # the diverging curve does not set the axis
+    label = next(s for s in _column_legend(fig, 1) if s.startswith("gradient/power(raw)"))
+    assert "diverges" in label and "1.93e+04" in label
+    assert "clipped" in fig.get_supxlabel()
+    text = report.write_report(rows, tmp_path).read_text()
+    assert "power(raw): gradient descent diverges" in text
+    assert "power(raw): gradient descent stalls" not in text
+    assert "tanh: gradient/power(raw) diverges (max error" in text
+
+
+def test_legends_hold_at_most_seven_entries():
+    rows = []  # 4 bases x 2 methods of different numbers (lstsq perturbed per basis) + 2 theory lines
+    for i, b in enumerate(("chebyshev", "legendre", "power", "hermite")):
+        for r in make_rows("relu", bases=(b,)):
+            if r["method"] in ("lstsq", "minimax"):
+                r["max_error"] *= 1 + 0.01 * i
+            rows.append(r)
+    fig = report.error_figure(rows, "relu")
+    entries = [len(_legend(ax)) for ax in fig.axes if ax.get_legend() is not None]
+    assert max(entries) <= 7 and sum(entries) >= 12 + 2  # every series shown somewhere
 
 
 def test_overlay_figure_uses_the_closest_degree(rows):
@@ -295,3 +399,103 @@ def test_cost_table_and_benchmark_section(rows, tmp_path):
     (tmp_path / "bench" / "fit.md").write_text("| budget | measured |\n|---|---|\n| x | 1 |\n")
     text = report.write_report(rows, tmp_path, meta=META).read_text()
     assert "## Cost of the fits" in text and "## Benchmarks" in text and "| x | 1 |" in text
+
+
+# ---------------------------------------------------------------------------------------------- summary
+def test_readme_opens_with_a_summary_of_degrees_per_tolerance(rows, tmp_path):
+    text = report.write_report(rows, tmp_path, meta=META).read_text()
+    assert text.index("## Summary") < text.index("## relu on")
+    summary = text[text.index("## Summary"):text.index("## relu on")]
+    assert "not measured" in summary  # no benchmark run given
+    (header, body), = parse_tables(summary[summary.index("**relu on [-1, 1]**"):summary.index("**abs on")])
+    assert header[:4] == ["max error ≤", "lstsq", "minimax", "gradient"]
+    relu = [r for r in rows if r["target"] == "relu"]
+    for line, tol in zip(body, report.TOLERANCES, strict=True):
+        assert line[0] == f"{tol:g}"
+        for col, method in ((1, "lstsq"), (2, "minimax"), (3, "gradient")):
+            reached = [r["degree"] for r in relu if r["method"] == method and r["max_error"] <= tol]
+            assert line[col] == (str(min(reached)) if reached else "> 6"), (tol, method, line)
+
+
+def test_summary_kernel_cost_comes_from_the_benchmark_records(rows):
+    g = report.groups(rows)[0]
+    tol = 0.1  # relu on [-1, 1] reaches it at a low degree
+    d = min(r["degree"] for r in g.rows if r["method"] != "gradient" and r["max_error"] <= tol)
+    bench = [  # two sizes and backends at a measured degree above d; the cheaper per element wins
+        {"op": "slaf", "mode": "forward", "backend": "fused", "degree": d + 1, "size": 2**20, "median": 2e-3,
+         "dtype": "float32", "device": "cpu"},
+        {"op": "slaf", "mode": "forward", "backend": "reference", "degree": d + 1, "size": 2**20,
+         "median": 8e-3, "dtype": "float32", "device": "cpu"},
+        {"op": "slaf", "mode": "forward", "backend": "fused", "degree": d + 1, "size": 2**16, "median": 1e-6,
+         "dtype": "float32", "device": "cpu"},  # a smaller size is not the one reported
+        {"op": "copy", "mode": "forward", "backend": "torch", "size": 2**20, "median": 1e-4}]
+    (_, body), = parse_tables(report.glance_table(g, bench, tolerances=(tol,)))
+    expect = f"{2e-3 / 2**20 * 1e9:.3g} ns/element, fused forward, float32 cpu (measured at n = {d + 1})"
+    assert body[0][-1] == f"n = {d}: {expect}"
+    (_, body), = parse_tables(report.glance_table(g, None, tolerances=(tol,)))
+    assert body[0][-1] == f"n = {d}: not measured"
+
+
+def test_every_table_of_a_default_sized_report_is_at_most_eight_columns(tmp_path):
+    rows = []
+    for name in ("relu", "tanh"):
+        rows += make_rows(name, -3.0, 3.0, range(1, 21), bases=("power", "chebyshev", "legendre"))
+    for r in [r for r in rows if (r["method"], r["basis"]) == ("lstsq", "power")]:  # rational stand-ins:
+        n = r["degree"] // 2  # type (m, n) = (⌈d/2⌉, ⌊d/2⌋) with Q = 1, P the lstsq fit cut to degree m
+        rows.append(dict(r, method="rational", form="pau", denominator=[0.0] * n,
+                         coefficients=r["coefficients"][:r["degree"] - n + 1]))
+    text = report.write_report(rows, tmp_path, meta=META).read_text()
+    assert "## Rational approximants" in text
+    widths = [len(h) for h, _ in parse_tables(text)]
+    assert len(widths) > 8 and max(widths) <= report.MAX_COLUMNS, widths
+
+
+class _Estimated:
+    """A catalogue target whose Lipschitz constant and singularities were estimated, not declared."""
+
+    def __init__(self, tg):
+        self._tg = tg
+        self.estimated = {"lipschitz", "singularities"}
+
+    def __getattr__(self, name):
+        return getattr(self._tg, name)
+
+    def __call__(self, x):
+        return self._tg(x)
+
+
+def test_estimated_target_fields_are_said_to_be_estimated(monkeypatch, tmp_path):
+    rows = make_rows("tanh", -3.0, 3.0, range(1, 7), bases=("chebyshev",))
+    plain = report.write_report(rows, tmp_path / "plain").read_text()
+    assert "estimated" not in plain
+    real = report.data.target_of
+    for module in (report.data, report.prose, report.writer, report.figures):
+        monkeypatch.setattr(module, "target_of", lambda g: _Estimated(real(g)), raising=False)
+    text = report.write_report(rows, tmp_path / "est").read_text()
+    assert "- Lipschitz constant: 1 (estimated)" in text
+    assert "The theory rows and curves are estimated" in text
+    assert "Jackson's bound (π/2)·L·((hi−lo)/2)/(n+1) (from an estimated Lipschitz constant)" in text
+
+
+def test_overlay_names_a_rational_pole_outside_the_interval():
+    from slaf_approx.rational import RationalFunction
+
+    rows = make_rows("relu", bases=("chebyshev",))
+    r = next(r for r in rows if (r["method"], r["degree"]) == ("lstsq", 2))
+    # P/(1 + q1 x) with q1 = -1/1.1: a pole at x = 1.1, inside the plotted range [-1.2, 1.2], outside [-1, 1]
+    rat = dict(r, method="rational-minimax", form="standard", basis="power", variable="raw",
+               coefficients=[0.0, 0.5], denominator=[-1 / 1.1], max_error=math.inf, rms_error=math.inf)
+    assert RationalFunction((0.0, 0.5), (-1 / 1.1,), (-1.0, 1.0), "raw", "standard", "power").poles() \
+        == pytest.approx([1.1])
+    fig = report.overlay_figure([*rows, rat], "relu", degree=2)
+    label = next(s for s in _legend(fig.axes[0]) if s.startswith("rational-minimax"))
+    assert label.endswith("pole at x = 1.1")
+
+
+def test_overlay_says_which_error_curves_are_flat_at_its_scale():
+    # tanh on [-1, 1] at degree 8: lstsq and minimax errors ~1e-6; the perturbed gradient fit's ~1e-2
+    rows = make_rows("tanh", -1.0, 1.0, [8], bases=("power",))
+    fig = report.overlay_figure(rows, "tanh", degree=8)
+    note = fig.axes[1].get_title()
+    assert note.startswith("flat at this scale") and note.endswith(": lstsq, minimax"), note
+    assert report.overlay_figure(make_rows("relu", bases=("chebyshev",)), "relu").axes[1].get_title() == ""

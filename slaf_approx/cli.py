@@ -455,8 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     f = add("fit", "fit one target")
     f.add_argument("target", help="a catalogue name (slaf-approx targets lists them)")
     f.add_argument("--degree", "-n", type=_degree, default=None,
-                   help=f"polynomial degree; rational methods: m + n of type (m, n); {degree_help}; with --tol: "
-                        "the largest degree tried (default 64); required without --tol")
+                   help=f"polynomial degree; rational methods: m + n of type (m, n); {degree_help}; with "
+                        "--tol: the largest degree tried (default 64); required without --tol")
     f.add_argument("--tol", type=float, default=None, metavar="EPS",
                    help="lstsq and minimax: fit the lowest degree whose max error is <= EPS; default: off")
     f.add_argument("--method", choices=ALL_METHODS, default="lstsq", help="fitting method")

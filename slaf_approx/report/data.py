@@ -112,11 +112,11 @@ def is_rational(r: Mapping) -> bool:
 # --------------------------------------------------------------------------------------------
 def target_of(group: Group):
     """The catalogue Target of a group, or None when the catalogue does not have it."""
-    try:
-        from ..targets import get_target
+    from ..problem import resolve_target
 
-        return get_target(group.target, **group.params)
-    except (ImportError, ValueError, KeyError, TypeError):
+    try:
+        return resolve_target(group.target, group.params)
+    except (ValueError, TypeError):  # not in this catalogue, or params it does not take
         return None
 
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..problem import approximant
 from .data import (
     ROUNDOFF,
     SAME_RTOL,
@@ -185,17 +186,6 @@ def _axes(ax, what: str, degrees, bottom: bool, rational: bool) -> None:
     ax.grid(True, which="minor", alpha=0.12)
     if len(degrees) and degrees.max() <= 30:
         ax.set_xticks(np.arange(0, degrees.max() + 1, 2 if degrees.max() > 10 else 1))
-
-
-def approximant(r: Mapping):
-    """The fitted function of a row: a SlafPolynomial, or a RationalFunction for a rational row."""
-    from ..bases import SlafPolynomial
-    from ..rational import RationalFunction
-
-    if r.get("form"):
-        return RationalFunction(tuple(r["coefficients"]), tuple(r.get("denominator") or ()),
-                                (r["lo"], r["hi"]), r["variable"], r["form"], r["basis"])
-    return SlafPolynomial(r["basis"], tuple(r["coefficients"]), (r["lo"], r["hi"]), r["variable"])
 
 
 def pick_overlay(g: Group, degree: int) -> tuple[int, dict[str, dict]]:

@@ -67,17 +67,36 @@ def _fmt(v) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
-def cmd_targets(args) -> int:
-    from .targets import load_catalogue
+def _target_row(tg) -> list[str]:
+    """name, title, parameters, Lipschitz constant, kinks, nearest singularity; '~' marks an estimate."""
+    def mark(*fields: str) -> str:
+        return "~" if set(fields) & tg.estimated else ""
 
-    cat = load_catalogue()
-    width = max(len(n) for n in cat)
-    for name, tg in cat.items():
-        kinks = ", ".join(f"{k:g}" for k in tg.kinks) or "-"
-        d = tg.singularity_distance
-        sing = "entire" if d == math.inf else ("-" if math.isnan(d) else f"{d:.6g}")
-        print(f"{name:<{width}}  {tg.title:<28} L={tg.lipschitz:<10.6g} kinks: {kinks:<8} "
-              f"singularity distance: {sing}")
+    params = ", ".join(f"{k}={v:g}" for k, v in tg.params.items()) or "-"
+    kinks = mark("kinks") + (", ".join(f"{k:g}" for k in tg.kinks) or "-")
+    if tg.kinks:
+        sing = "-"
+    elif tg.entire:
+        sing = mark("entire", "singularities") + "entire"
+    else:
+        z = min(tg.singularities, key=lambda s: (s.imag, abs(s.real)))
+        sing = mark("singularities") + f"{z.real:.6g}{z.imag:+.6g}i (distance {z.imag:.6g})"
+    return [tg.name, tg.title, params, mark("lipschitz") + f"{tg.lipschitz:.6g}", kinks, sing]
+
+
+def cmd_targets(args) -> int:
+    from .targets import load_catalogue, schema_markdown
+
+    if args.schema:
+        print(schema_markdown(), end="")
+        return 0
+    rows = [["name", "title", "parameters", "Lipschitz", "kinks", "nearest singularity"]]
+    rows += [_target_row(tg) for tg in load_catalogue().values()]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    if any("~" in c for r in rows[1:] for c in r):
+        print("~ estimated from the formula (the entry leaves the field out)")
     return 0
 
 
@@ -320,7 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="slaf-approx", description="Approximation benchmarks for self-learnable activations.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    sub.add_parser("targets", help="list the target catalogue").set_defaults(func=cmd_targets)
+    t = sub.add_parser("targets", help="list the target catalogue")
+    t.add_argument("--schema", action="store_true",
+                   help="print the catalogue page instead: every field, function and operator (default: off)")
+    t.set_defaults(func=cmd_targets)
 
     f = sub.add_parser("fit", help="fit one target")
     f.add_argument("target")

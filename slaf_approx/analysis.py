@@ -281,14 +281,16 @@ def _distance(rho: np.ndarray, radius: float = _WINDOW_RADIUS) -> np.ndarray:
     return radius * (rho * rho - 1) / (2 * rho)
 
 
-def nearest_distance(f: Fn) -> tuple[float, float]:
+def nearest_distance(f: Fn, centres: np.ndarray = _WINDOW_CENTRES,
+                     radius: float = _WINDOW_RADIUS) -> tuple[float, float]:
     """(smallest distance from the real axis of a singularity seen by a window, that window's centre);
-    (inf, nan) when no window resolves one."""
-    rhos = chebyshev_rhos(f)
+    (inf, nan) when no window resolves one.  Needs only float64 values of f, so it also screens plain
+    callables (pass windows covering the fit interval)."""
+    rhos = chebyshev_rhos(f, np.asarray(centres, dtype=float), radius)
     i = int(np.argmin(rhos))
     if rhos[i] >= _RHO_CAP:
         return math.inf, math.nan
-    return float(_distance(np.array(rhos[i]))), float(_WINDOW_CENTRES[i])
+    return float(_distance(np.array(rhos[i]), radius)), float(np.asarray(centres)[i])
 
 
 def estimate_singularities(f: Fn) -> tuple[complex, ...]:

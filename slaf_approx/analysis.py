@@ -98,6 +98,8 @@ def _roots(g: Fn, grid: np.ndarray) -> np.ndarray:
     a, b, va = x[i], x[i + 1], v[i]
     for _ in range(80):  # bisection down to adjacent floats
         m = 0.5 * (a + b)
+        if np.all((m == a) | (m == b)):
+            break
         vm = np.asarray(g(m), dtype=np.float64)
         left = np.sign(vm) == np.sign(va)
         a, b = np.where(left, m, a), np.where(left, b, m)

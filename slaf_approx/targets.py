@@ -88,7 +88,8 @@ FIELDS: tuple[Field, ...] = (
           f"S times {analysis.LIPSCHITZ_SAFETY}"),
     Field("kinks", "list of numbers or constant expressions", "every point of [-1e4, 1e4] where f is "
           "continuous but not analytic (a derivative of order 1 to 3 jumps), e.g. `[0, \"-alpha\"]`. "
-          f"Verified: each is a kink, and every kink found is listed (within {KINK_RTOL:g} relative). "
+          f"Verified: each is a kink, and every kink found is listed (within {KINK_RTOL:g} relative); at "
+          "parameter values other than the defaults, a listed kink where f happens to be smooth is kept. "
           "Detected when absent"),
     Field("singularities", "list of constant expression strings", "for an analytic target, the complex "
           "singularities nearest to the real axis (one of each conjugate pair), e.g. `[\"pi/2*1j\"]`; "
@@ -460,7 +461,9 @@ def _analyse(entry: _Entry, params: Mapping[str, float]) -> _Properties:
                 is_kink = analysis.classify_point(fmp, k)
             except ValueError as exc:
                 raise ValueError(f"{where('formula')}: {shown} {exc}") from None
-            if not is_kink:
+            # At parameter values other than the defaults a listed kink may vanish (leaky_relu with
+            # slope = 1 is x): it is kept, a harmless extra panel boundary.
+            if not is_kink and dict(params) == dict(entry.defaults):
                 raise ValueError(f"{where('kinks')}: {shown} is smooth at x = {k!r}, not a kink"
                                  + (f"; its kinks are at {', '.join(map(repr, found))}" if found else
                                     "; it has no kinks"))

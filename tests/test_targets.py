@@ -813,6 +813,11 @@ def test_minimal_entry(tmp_path, monkeypatch):
     assert cat["bumpy"].kinks == (1.0,) and not cat["bumpy"].singularities
 
 
+def test_a_kink_that_vanishes_at_other_parameter_values_is_kept():
+    leaky = get_target("leaky_relu", slope=1.0)  # the identity: smooth at the listed kink
+    assert leaky.kinks == (0.0,) and leaky.lipschitz == 1.0 and float(leaky(-2.0)) == -2.0
+
+
 def test_kink_classification():
     from slaf_approx.analysis import classify_point
 

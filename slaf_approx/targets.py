@@ -322,7 +322,7 @@ def _parse(name: str, source: str, digest: str, data: dict) -> _Entry:
                          "leave singularities empty")
 
     torch_native = data.get("torch")
-    if torch_native is not None and torch_native not in NATIVE_FUNCTIONS:
+    if torch_native is not None and not (isinstance(torch_native, str) and torch_native in NATIVE_FUNCTIONS):
         raise ValueError(f"{where('torch')}: {torch_native!r} is not allowed; allowed: "
                          f"{', '.join(NATIVE_FUNCTIONS)}")
     torch_kwargs = data.get("torch_kwargs", {})
@@ -338,7 +338,8 @@ def _parse(name: str, source: str, digest: str, data: dict) -> _Entry:
         kind = allowed[key]
         if kind == "number":
             if isinstance(value, dict):
-                if set(value) != {"param"} or value["param"] not in defaults:
+                param = value.get("param")
+                if set(value) != {"param"} or not isinstance(param, str) or param not in defaults:
                     raise ValueError(f"{where('torch_kwargs')}: {key} = {value!r}: a table must be "
                                      f"{{ param = NAME }} with NAME one of: {', '.join(defaults) or 'none'}")
             else:

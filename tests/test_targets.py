@@ -580,6 +580,10 @@ MALFORMED = [
     ('title = "T"\nformula = "abs(x)"\nkinks = [0]\nsingularities = ["1j"]\n', "singularities", "kinks"),
     ('title = "T"\nformula = "x"\nlipschitz = 1\nentire = true\ntorch = "os.system"\n', "torch", "os.system"),
     ('title = "T"\nformula = "x"\nentire = true\ntorch = "torch.save"\n', "torch", "not allowed"),
+    ('formula = "x"\nentire = true\ntorch = []\n', "torch", "not allowed"),
+    ('formula = "x"\nentire = true\ntorch = "torch.nn.functional.elu"\n'
+     'torch_kwargs = { alpha = { param = [] } }\n',
+     "torch_kwargs", "param = NAME"),
     ('title = "T"\nformula = "x"\nentire = true\ntorch = "torch.nn.functional.elu"\n'
      'torch_kwargs = { inplace = true }\n', "torch_kwargs", "'inplace'"),
     ('title = "T"\nformula = "x"\nentire = true\ntorch = "torch.nn.functional.elu"\n'

@@ -13,10 +13,10 @@ constant is the supremum of |f'| there, and kinks are searched there.
   by bisection to adjacent floats) at which f is not analytic: the one-sided Taylor polynomials of
   degree 3 of f (at 50 digits, from 6 points on each side) differ.  A jump of f itself is refused.
 * **Lipschitz constant**: max |f'| from central differences on ``scan_grid()``, one-sided second-order
-  differences at each kink, and golden-section refinement around the 8 largest local maxima; relative
-  error below 1e-8 for smooth f (step 2**-17 relative: truncation and rounding both ~1e-10).
+  differences at each kink, and golden-section refinement around the 8 largest local maxima (step
+  2**-17 relative: truncation and rounding both ~1e-10; at most 3e-11 on the shipped targets).
 * **Singularities** (analytic targets): the Chebyshev coefficients of f on windows [c - 1, c + 1],
-  c = -8, ..., 8, decay like rho**-n, with rho the Bernstein-ellipse parameter of the nearest
+  c = -6, ..., 6, decay like rho**-n, with rho the Bernstein-ellipse parameter of the nearest
   singularity (Trefethen, ATAP, ch. 8).  The tail of the coefficient envelope gives rho per window; the
   window with the smallest rho locates the singularity, whose position is fitted to the rhos of it and
   its neighbours.  A declared singularity is checked to be one (|f'| grows at least 10x between
@@ -47,9 +47,9 @@ DOMAIN = 1e4
 #: an estimated Lipschitz constant is the sampled max |f'| times this (it covers a maximum missed
 #: between grid points narrower than the grid step, 1/128 on [-64, 64])
 LIPSCHITZ_SAFETY = 1.01
-#: singularities nearer than this to the real axis are refused: on [-3, 3] they give rho - 1 < 1e-3/3,
-#: so a degree-64 polynomial gains less than 2% over a constant, and quadrature would need thousands of
-#: panels per unit length
+#: singularities nearer than this to the real axis are refused: above [-3, 3] one gives rho ~ 1 + 1e-3/3,
+#: so a degree-64 polynomial gains only ~2% over a constant, and quadrature panels no longer than the
+#: distance (norms.quadrature_for) would number 6000 per unit length
 MIN_SINGULARITY_DISTANCE = 1e-3
 #: at most this many kink candidates (sign changes of switching functions) are examined
 MAX_CANDIDATES = 64
@@ -60,7 +60,7 @@ _WINDOW_RADIUS = 1.0
 _CHEB_N = 96
 #: the decay is measured on coefficients above this fraction of f's largest value (100x float64 noise)
 _FLOOR = 1e-11
-#: a window whose coefficients reach the floor within this many terms shows no resolvable singularity
+#: measured rhos are capped here: a window at the cap resolves no singularity (none within ~8 of it)
 _RHO_CAP = 16.0
 #: windows where f differs from a straight line by less than this fraction of its largest value are
 #: not examined

@@ -49,7 +49,7 @@ DOMAIN = 1e4
 LIPSCHITZ_SAFETY = 1.01
 #: singularities nearer than this to the real axis are refused: above [-3, 3] one gives rho ~ 1 + 1e-3/3,
 #: so a degree-64 polynomial gains only ~2% over a constant, and quadrature panels no longer than the
-#: distance (norms.quadrature_for) would number 6000 per unit length
+#: distance (norms.quadrature_for) would number 1000 per unit length
 MIN_SINGULARITY_DISTANCE = 1e-3
 #: at most this many kink candidates (sign changes of switching functions) are examined
 MAX_CANDIDATES = 64

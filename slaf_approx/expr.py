@@ -339,6 +339,28 @@ class _Numpy:
         return np.where(evaluate(cond, x), evaluate(a, x), evaluate(b, x))
 
 
+def _not_analytic(name: str) -> Callable[..., Any]:
+    def refuse(*args: Any) -> Any:
+        raise ValueError(f"{name}() is not analytic: the formula has no complex extension")
+
+    return refuse
+
+
+class _NumpyComplex(_Numpy):
+    """complex128 values of the analytic continuation (principal branches) off the real axis."""
+
+    functions: dict[str, Callable[..., Any]] = {
+        **_NUMPY_FUNCTIONS,
+        "expm1": lambda v: np.exp(v) - 1, "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+        "softplus": lambda v: np.log1p(np.exp(v)),
+        **{name: _not_analytic(name) for name in ("abs", "maximum", "minimum", "clip")},
+    }
+
+    @staticmethod
+    def where(evaluate: Callable, x: Any, cond: tuple, a: tuple, b: tuple) -> Any:
+        raise ValueError("where() is not analytic: the formula has no complex extension")
+
+
 class _Mpmath:
     functions = _MPMATH_FUNCTIONS
 
@@ -549,6 +571,15 @@ class Expression:
             return g
 
         return [numpy_function(tree) for tree in trees]
+
+    def complex(self, z: Any, **params: Any) -> np.ndarray:
+        """complex128 values of the formula's analytic continuation at the points ``z`` (principal
+        branches); ValueError for a formula using abs, maximum, minimum, clip or where."""
+        z = np.asarray(z, dtype=np.complex128)
+        bound = self._bind(params, lambda v: np.asarray(v, dtype=np.float64))
+        with np.errstate(all="ignore"):
+            result = np.asarray(_evaluate(self._tree, z, bound, _NumpyComplex), dtype=np.complex128)
+        return np.broadcast_to(result, z.shape).copy()
 
     def torch(self, x: Any, **params: Any) -> Any:
         """Values as a torch tensor of the dtype of ``x`` (float64 if ``x`` is not a tensor)."""

@@ -58,9 +58,9 @@ LIPSCHITZ_ABOVE = 2.0
 #: a declared kink must be within KINK_RTOL * max(1, |k|) of a detected one (detected kinks are the
 #: zeros of the switching functions, to adjacent floats)
 KINK_RTOL = 1e-8
-#: ``entire = true`` is refused when a window sees a singularity within this distance of the real axis
-#: (a farther one cannot be told apart from the fast variation of an entire function such as GELU)
-ENTIRE_MIN_DISTANCE = 2.0
+#: ``entire = true`` is refused when f has a singularity in the strip |Im z| < ENTIRE_STRIP, |Re z| <= 6
+#: (analysis.singularity_in_strip: Fourier coefficients of f's complex extension on circles)
+ENTIRE_STRIP = 3.35
 #: an undeclared singularity nearer than this cannot be located by the estimator: it must be declared
 ESTIMATE_MIN_DISTANCE = 0.05
 
@@ -98,7 +98,8 @@ FIELDS: tuple[Field, ...] = (
           f"{analysis.MIN_SINGULARITY_DISTANCE:g} to the real axis, and none clearly nearer is missing. "
           "Estimated when absent (from the decay of Chebyshev coefficients; typically within 15%)"),
     Field("entire", "bool", "true for an entire function (no kinks, no singularities). Verified: no kink "
-          f"and no singularity within {ENTIRE_MIN_DISTANCE:g} of the real axis"),
+          f"and no singularity within {ENTIRE_STRIP:g} of the real axis for |Re z| <= 6 (so the formula must "
+          "not use abs, maximum, minimum, clip or where)"),
     Field("torch", "string", "torch's own implementation, one of the functions listed below (tests compare "
           "it with the formula)"),
     Field("torch_kwargs", "table", "keyword arguments of `torch`, among those listed below: a literal, or "
@@ -545,9 +546,14 @@ def _singularities(entry: _Entry, params: Mapping[str, float], f, fmp, shown: st
 
     distance, centre = analysis.nearest_distance(f)
     if entry.entire:
-        if distance < ENTIRE_MIN_DISTANCE:
-            raise ValueError(f"{where('entire')}: {shown} is not entire: it has a singularity near "
-                             f"{complex(centre, distance):.3g} (estimated)")
+        try:
+            inside = analysis.singularity_in_strip(lambda z: entry.expression.complex(z, **params))
+        except ValueError as exc:
+            raise ValueError(f"{where('entire')}: {shown} cannot be checked to be entire: {exc}") from None
+        if inside is not None:
+            raise ValueError(f"{where('entire')}: {shown} is not entire: it has a singularity within "
+                             f"{ENTIRE_STRIP:g} of the real axis, inside the circle of radius "
+                             f"{analysis._CIRCLE_RADIUS:g} around {inside[0]:g}")
         return (), True
     if distance < ESTIMATE_MIN_DISTANCE:
         raise ValueError(f"has a singularity on or within ~{ESTIMATE_MIN_DISTANCE:g} of the real axis near "
@@ -739,8 +745,11 @@ def schema_markdown() -> str:
         "ones'; 0.78 to 1.14 on the shipped targets). An "
         f"undeclared singularity within {ESTIMATE_MIN_DISTANCE:g} of the real axis is an error.",
         f"- `entire = true` is refused for a target with kinks or a singularity within "
-        f"{ENTIRE_MIN_DISTANCE:g} of the real axis; with nothing declared, a target none of whose windows "
-        "resolves a singularity is estimated entire.",
+        f"{ENTIRE_STRIP:g} of the real axis (|Re z| <= 6): the Fourier coefficients of negative order of "
+        "f's complex extension on circles of radius 3.5 around -6, -4, ..., 6 must stay below 1e-8 of "
+        "max |f| there (1e-16 for GELU; 2e-6 and more for every shipped target with a singularity). "
+        "With nothing declared, a target none of whose windows resolves a singularity is estimated "
+        "entire.",
         "- Results are cached per file content and parameter values.",
         "",
         "## torch functions",

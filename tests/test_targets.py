@@ -745,6 +745,9 @@ WRONG = [  # (entry, field, fragment): wrong declarations, each refused naming t
     ('formula = "tanh(x)"\nsingularities = ["100j"]\n', "singularities", "analytic at"),
     ('formula = "tanh(x)"\nsingularities = ["1j"]\n', "singularities", "analytic at"),
     ('formula = "tanh(x)"\nentire = true\n', "entire", "not entire"),
+    ('formula = "sigmoid(x)"\nentire = true\n', "entire", "not entire"),  # pi i: beyond the windows' reach
+    ('formula = "x*tanh(softplus(x))"\nentire = true\n', "entire", "not entire"),
+    ('formula = "where(x > 0, sin(x), sin(x))"\nentire = true\n', "entire", "cannot be checked"),
     # a genuine pole, but not the nearest: 3 pi i is a pole of sigmoid, pi i is nearer
     ('formula = "x*sigmoid(x)"\nsingularities = ["3*pi*1j"]\n', "singularities", "nearer to the real axis"),
     # not finite on the interval, declared with a far singularity (issue 11)

@@ -796,8 +796,7 @@ def test_estimates_from_the_formula_alone(tmp_path, monkeypatch, name):
     if ref.kinks:
         assert not est.singularities and "singularities" not in est.estimated
     elif ref.entire:
-        # GELU's tails imitate singularities at distance ~2.3: estimated as not entire, but far (conservative)
-        assert est.entire or est.singularity_distance >= 2.0
+        assert est.entire and est.estimated == {"lipschitz", "kinks", "singularities", "entire"}
     else:
         # the nearest estimated singularity is within 15% of the true distance (measured: 0.2% to 14%)
         assert est.singularity_distance == pytest.approx(ref.singularity_distance, rel=0.15)

@@ -98,17 +98,36 @@ def _fmt(v) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
-def cmd_targets(args) -> int:
-    from .targets import load_catalogue
+def _target_row(tg) -> list[str]:
+    """name, title, parameters, Lipschitz constant, kinks, nearest singularity; '~' marks an estimate."""
+    def mark(*fields: str) -> str:
+        return "~" if set(fields) & tg.estimated else ""
 
-    cat = load_catalogue()
-    width = max(len(n) for n in cat)
-    for name, tg in cat.items():
-        kinks = ", ".join(f"{k:g}" for k in tg.kinks) or "-"
-        d = tg.singularity_distance
-        sing = "entire" if d == math.inf else ("-" if math.isnan(d) else f"{d:.6g}")
-        print(f"{name:<{width}}  {tg.title:<28} L={tg.lipschitz:<10.6g} kinks: {kinks:<8} "
-              f"singularity distance: {sing}")
+    params = ", ".join(f"{k}={v:g}" for k, v in tg.params.items()) or "-"
+    kinks = mark("kinks") + (", ".join(f"{k:g}" for k in tg.kinks) or "-")
+    if tg.kinks:
+        sing = "-"
+    elif tg.entire:
+        sing = mark("entire", "singularities") + "entire"
+    else:
+        z = min(tg.singularities, key=lambda s: (s.imag, abs(s.real)))
+        sing = mark("singularities") + f"{z.real:.6g}{z.imag:+.6g}i (distance {z.imag:.6g})"
+    return [tg.name, tg.title, params, mark("lipschitz") + f"{tg.lipschitz:.6g}", kinks, sing]
+
+
+def cmd_targets(args) -> int:
+    from .targets import load_catalogue, schema_markdown
+
+    if args.schema:
+        print(schema_markdown(), end="")
+        return 0
+    rows = [["name", "title", "parameters", "Lipschitz", "kinks", "nearest singularity"]]
+    rows += [_target_row(tg) for tg in load_catalogue().values()]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    if any("~" in c for r in rows[1:] for c in r):
+        print("~ estimated from the formula (the entry leaves the field out)")
     return 0
 
 
@@ -450,7 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     add = lambda name, help: sub.add_parser(name, help=help, description=help, formatter_class=_Help)  # noqa: E731
 
-    add("targets", "list the target catalogue").set_defaults(func=cmd_targets)
+    t = add("targets", "list the target catalogue")
+    t.add_argument("--schema", action="store_true",
+                   help="print the catalogue page instead: every field, function and operator (default: off)")
+    t.set_defaults(func=cmd_targets)
 
     f = add("fit", "fit one target")
     f.add_argument("target", help="a catalogue name (slaf-approx targets lists them)")

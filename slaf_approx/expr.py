@@ -27,18 +27,49 @@ from typing import Any
 import mpmath
 import numpy as np
 
-__all__ = ["CONSTANTS", "FUNCTIONS", "RESERVED_NAMES", "Expression", "constant"]
+__all__ = ["CONSTANTS", "FUNCTIONS", "FUNCTION_DOCS", "OPERATORS", "RESERVED_NAMES", "Expression", "constant"]
 
+#: Allowed functions: name -> (number of arguments, meaning).  Every function has the same meaning
+#: (real principal branch) in numpy, torch and mpmath; the catalogue page is generated from this table.
+FUNCTION_DOCS: dict[str, tuple[int, str]] = {
+    "exp": (1, "e**v"),
+    "expm1": (1, "e**v - 1, accurate near 0"),
+    "log": (1, "natural logarithm (v > 0)"),
+    "log1p": (1, "log(1 + v), accurate near 0"),
+    "sqrt": (1, "square root (v >= 0)"),
+    "abs": (1, "|v| (a kink where v changes sign)"),
+    "sin": (1, "sine"),
+    "cos": (1, "cosine"),
+    "tan": (1, "tangent"),
+    "atan": (1, "inverse tangent, values in (-pi/2, pi/2)"),
+    "sinh": (1, "hyperbolic sine"),
+    "cosh": (1, "hyperbolic cosine"),
+    "tanh": (1, "hyperbolic tangent"),
+    "asinh": (1, "inverse hyperbolic sine"),
+    "erf": (1, "error function"),
+    "erfc": (1, "complementary error function 1 - erf(v), accurate for large v"),
+    "sigmoid": (1, "1/(1 + e**-v), evaluated without overflow"),
+    "softplus": (1, "log(1 + e**v), evaluated without overflow"),
+    "maximum": (2, "the larger of a and b (a kink where a = b)"),
+    "minimum": (2, "the smaller of a and b (a kink where a = b)"),
+    "clip": (3, "minimum(maximum(v, lo), hi) (kinks where v = lo and v = hi)"),
+    "where": (3, "where(a < b, u, v): u where the comparison holds, else v (< <= > >=); a kink "
+                 "where a = b"),
+}
 #: Allowed functions and their number of arguments.
-FUNCTIONS: dict[str, int] = {
-    "exp": 1, "expm1": 1, "log": 1, "log1p": 1, "sqrt": 1, "abs": 1, "tanh": 1, "sin": 1, "cos": 1,
-    "erf": 1, "erfc": 1, "sigmoid": 1, "softplus": 1,
-    "maximum": 2, "minimum": 2, "clip": 3, "where": 3,
+FUNCTIONS: dict[str, int] = {name: nargs for name, (nargs, _) in FUNCTION_DOCS.items()}
+#: Functions whose result is not analytic where one of their arguments (or a difference of two) is 0:
+#: name -> the argument combinations whose sign changes mark candidate kinks.
+_SWITCHES: dict[str, tuple[tuple[int, ...], ...]] = {
+    "abs": ((0,),), "sqrt": ((0,),), "maximum": ((0, 1),), "minimum": ((0, 1),), "clip": ((0, 1), (0, 2)),
 }
 #: Named constants.
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
 #: Names a parameter may not take.
 RESERVED_NAMES = frozenset({"x", *CONSTANTS, *FUNCTIONS})
+
+#: Operators, for the catalogue page.
+OPERATORS = ("+", "-", "*", "/", "**", "unary -", "< <= > >= (only as the first argument of where)")
 
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 _COMPARISONS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
@@ -198,7 +229,8 @@ def _np_softplus(v: Any) -> np.ndarray:
 
 _NUMPY_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "sqrt": np.sqrt,
-    "abs": np.abs, "tanh": np.tanh, "sin": np.sin, "cos": np.cos,
+    "abs": np.abs, "tanh": np.tanh, "sin": np.sin, "cos": np.cos, "tan": np.tan, "atan": np.arctan,
+    "sinh": np.sinh, "cosh": np.cosh, "asinh": np.arcsinh,
     "erf": lambda v: _scipy_special().erf(v), "erfc": lambda v: _scipy_special().erfc(v),
     "sigmoid": _np_sigmoid, "softplus": _np_softplus,
     "maximum": np.maximum, "minimum": np.minimum, "clip": lambda v, lo, hi: np.minimum(np.maximum(v, lo), hi),
@@ -242,9 +274,11 @@ def _mp_softplus(v: Any) -> Any:
 _MPMATH_FUNCTIONS: dict[str, Callable[..., Any]] = {
     **{name: _mp_guarded(name, f) for name, f in (
         ("exp", mpmath.exp), ("expm1", mpmath.expm1), ("tanh", mpmath.tanh), ("sin", mpmath.sin),
-        ("cos", mpmath.cos), ("erf", mpmath.erf), ("erfc", mpmath.erfc), ("sigmoid", _mp_sigmoid),
+        ("cos", mpmath.cos), ("tan", mpmath.tan), ("sinh", mpmath.sinh), ("cosh", mpmath.cosh),
+        ("erf", mpmath.erf), ("erfc", mpmath.erfc), ("sigmoid", _mp_sigmoid),
         ("softplus", _mp_softplus))},
-    "log": mpmath.log, "log1p": mpmath.log1p, "sqrt": mpmath.sqrt, "abs": abs,
+    "log": mpmath.log, "log1p": mpmath.log1p, "sqrt": mpmath.sqrt, "abs": abs, "atan": mpmath.atan,
+    "asinh": mpmath.asinh,
     "maximum": _mp_max, "minimum": _mp_min, "clip": lambda v, lo, hi: _mp_min(_mp_max(v, lo), hi),
 }
 
@@ -279,6 +313,7 @@ def _torch_functions() -> dict[str, Callable[..., Any]]:
     return {
         "exp": torch.exp, "expm1": torch.expm1, "log": torch.log, "log1p": torch.log1p,
         "sqrt": torch.sqrt, "abs": torch.abs, "tanh": torch.tanh, "sin": torch.sin, "cos": torch.cos,
+        "tan": torch.tan, "atan": torch.atan, "sinh": torch.sinh, "cosh": torch.cosh, "asinh": torch.asinh,
         "erf": torch.special.erf, "erfc": torch.special.erfc, "sigmoid": sigmoid, "softplus": softplus,
         "maximum": maximum, "minimum": minimum, "clip": lambda v, lo, hi: minimum(maximum(v, lo), hi),
     }
@@ -286,17 +321,44 @@ def _torch_functions() -> dict[str, Callable[..., Any]]:
 
 class _Numpy:
     functions = _NUMPY_FUNCTIONS
-    constant = staticmethod(CONSTANTS.__getitem__)
+
+    # Scalars are numpy floats, so that 10**10**10 or 1/0 give inf (caught by the finiteness checks)
+    # instead of raising OverflowError or ZeroDivisionError as Python floats do.
+    @staticmethod
+    def constant(name: str) -> Any:
+        return np.float64(CONSTANTS[name])
 
     @staticmethod
     def number(node: tuple) -> Any:
-        return node[1]
+        return np.float64(node[1])
 
     @staticmethod
     def where(evaluate: Callable, x: Any, cond: tuple, a: tuple, b: tuple) -> Any:
         # Both branches are evaluated everywhere; np.where picks per element, so an overflowing
         # unused branch never reaches the result (warnings are suppressed by the caller).
         return np.where(evaluate(cond, x), evaluate(a, x), evaluate(b, x))
+
+
+def _not_analytic(name: str) -> Callable[..., Any]:
+    def refuse(*args: Any) -> Any:
+        raise ValueError(f"{name}() is not analytic: the formula has no complex extension")
+
+    return refuse
+
+
+class _NumpyComplex(_Numpy):
+    """complex128 values of the analytic continuation (principal branches) off the real axis."""
+
+    functions: dict[str, Callable[..., Any]] = {
+        **_NUMPY_FUNCTIONS,
+        "expm1": lambda v: np.exp(v) - 1, "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+        "softplus": lambda v: np.log1p(np.exp(v)),
+        **{name: _not_analytic(name) for name in ("abs", "maximum", "minimum", "clip")},
+    }
+
+    @staticmethod
+    def where(evaluate: Callable, x: Any, cond: tuple, a: tuple, b: tuple) -> Any:
+        raise ValueError("where() is not analytic: the formula has no complex extension")
 
 
 class _Mpmath:
@@ -470,6 +532,54 @@ class Expression:
         if result.shape != x.shape:
             result = np.broadcast_to(result, np.broadcast_shapes(result.shape, x.shape)).copy()
         return result
+
+    def switching_functions(self) -> list[Callable[..., np.ndarray]]:
+        """Functions g(x, **params) (float64, vectorised) whose sign changes are the candidate kinks.
+
+        One per argument of ``abs`` and ``sqrt``, per difference of the two arguments of ``maximum``
+        and ``minimum`` and of a ``where`` comparison, and two per ``clip`` (v - lo, v - hi): the
+        formula can fail to be analytic only where one of them is 0.
+        """
+        trees: list[tuple] = []
+
+        def walk(node: tuple) -> None:
+            if node[0] == "call":
+                name, args = node[1], node[2]
+                if name == "where":
+                    trees.append(("bin", "-", args[0][2], args[0][3]))
+                for combination in _SWITCHES.get(name, ()):
+                    trees.append(args[combination[0]] if len(combination) == 1 else
+                                 ("bin", "-", args[combination[0]], args[combination[1]]))
+            for child in node[1:]:
+                if isinstance(child, tuple) and child and isinstance(child[0], str):
+                    walk(child)
+                elif isinstance(child, tuple):
+                    for grandchild in child:
+                        if isinstance(grandchild, tuple):
+                            walk(grandchild)
+
+        walk(self._tree)
+
+        def numpy_function(tree: tuple) -> Callable[..., np.ndarray]:
+            def g(x: Any, **params: Any) -> np.ndarray:
+                x = np.asarray(x, dtype=np.float64)
+                bound = self._bind(params, lambda v: np.asarray(v, dtype=np.float64))
+                with np.errstate(all="ignore"):
+                    value = np.asarray(_evaluate(tree, x, bound, _Numpy), dtype=np.float64)
+                return np.broadcast_to(value, x.shape)
+
+            return g
+
+        return [numpy_function(tree) for tree in trees]
+
+    def complex(self, z: Any, **params: Any) -> np.ndarray:
+        """complex128 values of the formula's analytic continuation at the points ``z`` (principal
+        branches); ValueError for a formula using abs, maximum, minimum, clip or where."""
+        z = np.asarray(z, dtype=np.complex128)
+        bound = self._bind(params, lambda v: np.asarray(v, dtype=np.float64))
+        with np.errstate(all="ignore"):
+            result = np.asarray(_evaluate(self._tree, z, bound, _NumpyComplex), dtype=np.complex128)
+        return np.broadcast_to(result, z.shape).copy()
 
     def torch(self, x: Any, **params: Any) -> Any:
         """Values as a torch tensor of the dtype of ``x`` (float64 if ``x`` is not a tensor)."""

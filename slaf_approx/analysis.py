@@ -47,9 +47,10 @@ DOMAIN = 1e4
 #: an estimated Lipschitz constant is the sampled max |f'| times this (it covers a maximum missed
 #: between grid points narrower than the grid step, 1/128 on [-64, 64])
 LIPSCHITZ_SAFETY = 1.01
-#: singularities nearer than this to the real axis are refused: above [-3, 3] one gives rho ~ 1 + 1e-3/3,
-#: so a degree-64 polynomial gains only ~2% over a constant, and quadrature panels no longer than the
-#: distance (norms.quadrature_for) would number 1000 per unit length
+#: declared singularities nearer than this to the real axis are taken as declared, not verified: the growth
+#: of |f'| towards them is measured at distances 1e-4..1e-6, which such a singularity does not separate
+#: from the real axis (swish with beta = 1e308 has its poles 3e-308 off the axis and is relu to float64).
+#: The quadrature grades its panels towards them (norms.quadrature_for), so they cost little.
 MIN_SINGULARITY_DISTANCE = 1e-3
 #: at most this many kink candidates (sign changes of switching functions) are examined
 MAX_CANDIDATES = 64
@@ -185,13 +186,25 @@ def _one_sided_slope(f: Fn, k: float, side: int, step: float) -> float:
     return abs(-3 * y[0] + 4 * y[1] - y[2]) / (2 * abs(d))
 
 
-def lipschitz_sup(f: Fn, kinks: Sequence[float] = ()) -> tuple[float, float]:
-    """(max |f'| on [-DOMAIN, DOMAIN], where); ValueError if |f'| is unbounded at a kink."""
+def lipschitz_sup(f: Fn, kinks: Sequence[float] = (), near: Sequence[complex] = ()) -> tuple[float, float]:
+    """(max |f'| on [-DOMAIN, DOMAIN], where); ValueError if |f'| is unbounded at a kink.
+
+    `near`: complex singularities; within a few times its distance b of the axis a singularity can make
+    |f'| peak more narrowly than the grid step, so the real points near each are sampled at steps ~b too.
+    """
     x = scan_grid()
     for k in kinks:
         x = x[np.abs(x - k) > 4 * _STEP * max(1.0, abs(k))]
     d = _central(f, x)
     best, at = (float(d.max()), float(x[np.argmax(d)])) if d.size else (0.0, 0.0)
+    for z in near:
+        b = abs(z.imag)
+        if 0 < b < 64 * _STEP and abs(z.real) <= DOMAIN:
+            xz = z.real + b * np.linspace(-4.0, 4.0, 257)
+            h = b * 2.0**-12
+            dz = np.abs(_values(f, xz + h) - _values(f, xz - h)) / ((xz + h) - (xz - h))
+            if dz.max() > best:
+                best, at = float(dz.max()), float(xz[np.argmax(dz)])
     for k in kinks:
         for side in (-1, 1):
             slope = _one_sided_slope(f, k, side, _STEP)

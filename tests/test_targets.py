@@ -754,8 +754,9 @@ WRONG = [  # (entry, field, fragment): wrong declarations, each refused naming t
     ('formula = "1/(x - 0.5)"\nsingularities = ["10j"]\nlipschitz = 1\n', "singularities", ""),
     ('formula = "1/(x - 0.5)"\n', "formula", "singularity on or within"),
     ('formula = "1/(x - 0.5)"\nkinks = [0.5]\n', "formula", "jumps at x = 0.5"),
-    # a genuine singularity 1e-9 from the real axis: refused before any quadrature is sized from it
-    ('formula = "1/(x**2 + 1e-18)"\nsingularities = ["1e-9j"]\n', "singularities", "nearer than 0.001"),
+    # a peak 1e-9 wide (singularity 1e-9 off the axis): |f'| peaks at 3^(3/2)/8 * 1e9, between grid points
+    ('formula = "1/(1 + ((x - 0.1234)/1e-9)**2)"\nsingularities = ["0.1234 + 1e-9j"]\nlipschitz = 1e6\n',
+     "lipschitz", "is below"),
     ('formula = "x + 10**10**10"\n', "formula", "not finite"),
     ('formula = "x + 1/0"\n', "formula", "not finite"),
     ('formula = "where(x > 0, 1, 0)"\n', "formula", "jumps at x = 0.0"),

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from . import theory
 from ._io import atomic_write, save_figure
-from .sweep import normalise_row
+from .results import normalise_row
 
 #: degrees shown in the tables (those present), plus the largest degree present
 TABLE_DEGREES = (1, 2, 4, 8, 12, 16, 20, 24, 32, 48, 64)

@@ -97,7 +97,7 @@ def _degrees(text: str) -> list[int]:
     return ends
 
 
-def _count(lo: int, hi: int | None = None, what: str = "integer"):
+def _count(lo: int, hi: int | None = None):
     """An argparse type: an integer in [lo, hi]."""
     def parse(text: str) -> int:
         try:
@@ -105,8 +105,9 @@ def _count(lo: int, hi: int | None = None, what: str = "integer"):
         except ValueError:
             value = None
         if value is None or value < lo or (hi is not None and value > hi):
-            allowed = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-            raise argparse.ArgumentTypeError(f"expected an {what} {allowed}, got {text!r}")
+            allowed = {(0, None): "a non-negative integer", (1, None): "a positive integer"}.get(
+                (lo, hi), f"an integer in {lo}..{hi}")
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}")
         return value
     return parse
 

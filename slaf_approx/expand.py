@@ -240,15 +240,17 @@ def check_random_network(n_inputs: int, widths, degree: int, max_terms: int = DE
     if max_terms > MAX_TERMS_LIMIT:
         raise ValueError(f"max_terms must be at most {MAX_TERMS_LIMIT}, got {max_terms}")
     sizes = _check_weights(n, widths)
-    top = 1
+    top, cap = 1, 10**12
     for _ in widths:  # the total degree degree**len(widths), computed only as far as it matters
-        top = top * degree if top <= max_terms else top
+        top = min(top * degree, cap + 1)
     top = max(1, top)
-    terms = terms_bound(n, top, max_terms)
+    terms = terms_bound(n, top, cap)
     if terms > max_terms:
-        raise ValueError(f"expansion would have more than max_terms = {max_terms} terms ({n} inputs, total "
-                         f"degree {degree}**{len(widths)}); use fewer or lower-degree SLAF layers or fewer "
-                         "inputs, or raise max_terms")
+        many = f"more than {cap}" if terms > cap else f"up to {terms}"
+        deg = f"over {cap}" if top > cap else str(top)
+        raise ValueError(f"expansion would have {many} terms ({n} inputs, total degree {deg}) > max_terms = "
+                         f"{max_terms}; use fewer or lower-degree SLAF layers or fewer inputs, or raise "
+                         "max_terms")
     if max(sizes) * terms > MAX_CELLS:
         raise ValueError(f"expansion would hold {max(sizes)} x {terms} coefficients, over the limit of "
                          f"{MAX_CELLS}; use narrower layers")

@@ -91,6 +91,8 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
     buf = io.BytesIO()
     try:
         fig.savefig(buf, format="png", dpi=dpi)
+    except ValueError as exc:  # matplotlib's messages don't say which figure
+        raise ValueError(f"cannot draw {Path(path).name}: {exc}") from exc
     finally:
         fig.clear()
     return atomic_write(path, buf.getvalue())

@@ -523,7 +523,7 @@ def error_figure(rows, target: str, interval=None, *, params: Mapping | None = N
     fig = Figure(figsize=(11, 4.5), dpi=DPI, layout="constrained")
     ax_max, ax_rms = fig.subplots(1, 2, sharex=True)
     handles, labels = [], []
-    lows, highs = [], []
+    lows, highs, rms_seen = [], [], False
     for key, s in ss.items():
         m, b, _, _ = key
         marker, ls, ms = BASIS_STYLES.get(b, ("o", "-", 5.0))
@@ -537,6 +537,7 @@ def error_figure(rows, target: str, interval=None, *, params: Mapping | None = N
         highs += list(y)
         x, y = _positive(list(s), [r["rms_error"] for r in s.values()])
         ax_rms.plot(x, y, **style)
+        rms_seen = rms_seen or len(y) > 0
         handles.append(h)
         labels.append(series_label(key))
     degrees = np.array([d for d in g.degrees if d >= 1] or g.degrees, dtype=float)
@@ -549,8 +550,8 @@ def error_figure(rows, target: str, interval=None, *, params: Mapping | None = N
     if lows:
         ax_max.set_ylim(min(lows) / 4, max(highs) * 3)
     rational = any(_base(k[0]) != k[0] for k in ss)
-    for ax, what in ((ax_max, "max |f − p|"), (ax_rms, "rms error")):
-        ax.set_yscale("log")
+    for ax, what, seen in ((ax_max, "max |f − p|", bool(highs)), (ax_rms, "rms error", rms_seen)):
+        ax.set_yscale("log" if seen else "linear")  # a log axis with nothing positive on it cannot be drawn
         ax.set_xlabel("degree n (rational P/Q: m + n, equal parameter count)" if rational else "degree n")
         ax.set_ylabel(what)
         ax.grid(True, which="major", alpha=0.35)

@@ -243,3 +243,13 @@ def test_fuzz_main_with_commands_that_do_no_heavy_work(capsys, tmp_path, monkeyp
         assert "Traceback" not in err and (code == 0 or err.count("\n") == 1), (head + tail, err)
 
     check()
+
+
+@pytest.mark.parametrize("err", [0.0, float("inf")])
+def test_report_draws_a_table_with_nothing_positive_to_log_scale(tmp_path, capsys, err):
+    # exact fits (error 0) and diverged ones (inf, not converged) leave a log axis empty: drawn linear
+    sweep.write_table([FitRecord("relu", "chebyshev", "mapped", d, -1.0, 1.0, "lstsq", [0.25] * (d + 1), err,
+                                 err, converged=err == 0.0) for d in (1, 2)], tmp_path / "results")
+    code, _, err_text = run(capsys, "report", str(tmp_path / "results.csv"), "--out", str(tmp_path / "rep"))
+    assert code == 0, err_text
+    assert (tmp_path / "rep" / "README.md").is_file() and list((tmp_path / "rep").glob("*.png"))

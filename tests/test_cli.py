@@ -149,7 +149,8 @@ def test_interrupted_sweep_leaves_the_old_table_and_says_so(tmp_path, monkeypatc
     (["expand", "--inputs", "2", "--widths", "4", "-n", "2", "--max-terms", "1e18"], "argument --max-terms"),
     (["expand", "--inputs", "2", "--widths", "4", "-n", "2", "--max-terms", str(10**18)],
      "expected an integer in 1..67108864"),
-    (["expand", "--inputs", "40", "--widths", "4", "4", "4", "-n", "64"], "(40 inputs, total degree 262144) > max_terms = 200000"),
+    (["expand", "--inputs", "40", "--widths", "4", "4", "4", "-n", "64"],
+     "(40 inputs, total degree 262144) > max_terms = 200000"),
     (["expand", "--inputs", "2", "--widths", "1000000", "-n", "64", "--max-terms", "10000"],
      "expansion would hold 1000000 x 2145 coefficients"),
 ])

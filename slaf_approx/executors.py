@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -48,6 +49,11 @@ def _call_one_thread(fn: Callable, job):
         return fn(job)
 
 
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which stops the pool and reports what was kept."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _serial(fn, jobs, workers, scheduler) -> Iterator[tuple[int, object]]:
     for i, job in enumerate(jobs):
         yield i, _call_one_thread(fn, job)
@@ -60,7 +66,8 @@ def _process(fn, jobs, workers, scheduler) -> Iterator[tuple[int, object]]:
     # forkserver: a clean interpreter per worker (no inherited torch thread pools or locks of this one)
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
                                       else "spawn")
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx)
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
+                               initializer=_ignore_sigint)
     try:
         pending = {pool.submit(_call_one_thread, fn, job): i for i, job in enumerate(jobs)}
         while pending:

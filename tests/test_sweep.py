@@ -96,19 +96,19 @@ def test_bad_executor_options(kw, needle):
 # real signals, in a subprocess paused at a chosen step (results.pause)
 
 
-def _cli(out, degrees, pause=None, marker=None, resume=False):
+def _cli(out, degrees, pause=None, marker=None, resume=False, executor="serial"):
     env = dict(os.environ, PYTHONHASHSEED="0")
     if pause:
         env |= {"SLAF_APPROX_TEST_PAUSE": pause, "SLAF_APPROX_TEST_PAUSE_FILE": str(marker)}
     argv = [sys.executable, "-m", "slaf_approx.cli", "sweep", "--targets", "relu", "--bases", "chebyshev",
             "--degrees", degrees, "--methods", "lstsq", "--interval", "-1e0", "1", "--out", str(out),
-            "--quiet", "--executor", "serial"] + (["--resume"] if resume else [])
+            "--quiet", "--executor", executor, "--workers", "2"] + (["--resume"] if resume else [])
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _signal_at(out, degrees, step, sig, resume=False):
+def _signal_at(out, degrees, step, sig, resume=False, executor="serial"):
     marker = out / f"paused-{step}"
-    p = _cli(out, degrees, step, marker, resume)
+    p = _cli(out, degrees, step, marker, resume, executor)
     deadline = time.monotonic() + 240
     while not marker.exists():
         assert p.poll() is None, p.communicate()
@@ -150,16 +150,19 @@ def test_sigkill_at_any_step_leaves_the_old_or_the_new_pair(tmp_path, step):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".results", "results.csv", "results.jsonl"]
 
 
-@pytest.mark.parametrize("step,told", [
-    ("journalled", "the results table in .* is unchanged; the fits finished so far are in .*journal.jsonl"),
-    ("before-publish", "the results table in .* is unchanged"),
-    ("published", "the results table in .* is written"),
+@pytest.mark.parametrize("step,told,executor", [
+    ("journalled", "the results table in .* is unchanged; the fits finished so far are in .*journal.jsonl",
+     "serial"),
+    ("journalled", "the results table in .* is unchanged; the fits finished so far are in .*journal.jsonl",
+     "process"),
+    ("before-publish", "the results table in .* is unchanged", "serial"),
+    ("published", "the results table in .* is written", "serial"),
 ])
-def test_sigint_message_tells_the_truth(tmp_path, step, told):
+def test_sigint_message_tells_the_truth(tmp_path, step, told, executor):
     import re
 
     assert _cli(tmp_path, "2").wait(timeout=240) == 0
-    rc, err = _signal_at(tmp_path, "2-3", step, signal.SIGINT)
+    rc, err = _signal_at(tmp_path, "2-3", step, signal.SIGINT, executor=executor)
     last = err.splitlines()[-1]
     assert rc == 130 and "Traceback" not in err and re.search(told, last), err
     assert _table(tmp_path) == ([2, 3] if step == "published" else [2])

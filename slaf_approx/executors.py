@@ -81,13 +81,18 @@ def _process(fn, jobs, workers, scheduler) -> Iterator[tuple[int, object]]:
 
 def _dask(fn, jobs, workers, scheduler) -> Iterator[tuple[int, object]]:
     try:
-        from dask.distributed import Client, as_completed
+        from dask.distributed import Client
     except ImportError:
         raise ValueError("the dask executor needs dask.distributed: pip install 'slaf-approx[dask]'") \
             from None
-    if not scheduler:
-        raise ValueError("the dask executor needs the scheduler's address (e.g. tcp://host:8786)")
-    with Client(scheduler, timeout="30s") as client:
+    client = Client(scheduler, timeout="30s")  # now, not at the first result: a bad address fails at once
+    return _dask_results(client, fn, jobs)
+
+
+def _dask_results(client, fn, jobs) -> Iterator[tuple[int, object]]:
+    from dask.distributed import as_completed
+
+    with client:
         futures = {client.submit(_call_one_thread, fn, job, pure=False): i for i, job in enumerate(jobs)}
         try:
             for fut in as_completed(futures):

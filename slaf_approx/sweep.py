@@ -187,10 +187,11 @@ def run_sweep(targets, bases, degrees, methods, intervals, *,
             todo.append(i)
     reused = total - sum(len(jobs[i].degrees) for i in todo)
     count = reused
+    finished = executors.run_jobs(run_job, [jobs[i] for i in todo], executor=executor, workers=workers,
+                                  scheduler=scheduler)  # connects to a cluster now, before the first report
     if progress:
         progress(count, total)
-    for n, out in executors.run_jobs(run_job, [jobs[i] for i in todo], executor=executor, workers=workers,
-                                     scheduler=scheduler):
+    for n, out in finished:
         job = jobs[todo[n]]
         if journal is not None:
             for d, key, row in zip(job.degrees, job.keys(), out, strict=True):

@@ -9,6 +9,7 @@ import argparse
 import json
 import math
 import platform
+import re
 import sys
 import time
 import warnings
@@ -22,9 +23,25 @@ class UsageError(Exception):
     """Bad command-line input: reported as one line, exit code 2."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C, with a true account of what was kept (exit code 130)."""
+
+
+#: what a number looks like on the command line, signed: 3, -3, -.5, -1e3, -1E+03, -inf, -nan
+_NUMBER = re.compile(r"^-(?:(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?|inf|infinity|nan)$",
+                     re.IGNORECASE)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse prints usage + message over several lines; we print one
         raise UsageError(message)
+
+    def _parse_optional(self, arg_string):
+        # argparse reads -1e3 and -inf as options ("expected 2 arguments"): no option of ours looks like a
+        # number, so anything that does is a value
+        if _NUMBER.match(arg_string):
+            return None
+        return super()._parse_optional(arg_string)
 
 
 def _shown(value) -> str:
@@ -75,23 +92,60 @@ def _params(items) -> dict:
     for item in items or ():
         name, sep, value = item.partition("=")
         try:
-            out[name] = float(value)
+            number = float(value)
         except ValueError:
             sep = ""
-        if not sep or not name:
+        if not sep or not name.strip():
             raise UsageError(f"--param takes NAME=NUMBER, got {item!r}")
+        if not math.isfinite(number):
+            raise UsageError(f"--param {name} must be a finite number, got {value!r}")
+        if name in out:
+            raise UsageError(f"--param {name} is given twice")
+        out[name] = number
     return out
 
 
 def _degrees(text: str) -> list[int]:
-    """'1-20' or '1,2,4,8' or '8'."""
+    """'1-20' or '1,2,4,8' or '8': each degree checked before the list is built."""
+    from .bases import MAX_DEGREE
+
+    usage = f"degrees take 'A-B' or 'A,B,C' with degrees in 0-{MAX_DEGREE}, got {text!r}"
     try:
         if "-" in text.strip("-"):
-            a, b = text.split("-", 1)
-            return list(range(int(a), int(b) + 1))
-        return [int(v) for v in text.split(",")]
+            a, b = (int(v) for v in text.split("-", 1))
+            ends = [a, b]
+        else:
+            ends = [int(v) for v in text.split(",")]
     except ValueError:
-        raise UsageError(f"degrees take 'A-B' or 'A,B,C', got {text!r}") from None
+        raise UsageError(usage) from None
+    bad = [d for d in ends if not 0 <= d <= MAX_DEGREE]
+    if bad:
+        raise UsageError(f"degree {bad[0]} is out of range: degrees are 0-{MAX_DEGREE}")
+    if "-" in text.strip("-"):
+        if ends[0] > ends[1]:
+            raise UsageError(f"degree range {text!r} is empty (A-B needs A <= B)")
+        return list(range(ends[0], ends[1] + 1))
+    return ends
+
+
+def _count(lo: int, hi: int | None = None):
+    """An argparse type: an integer in [lo, hi]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < lo or (hi is not None and value > hi):
+            allowed = {(0, None): "a non-negative integer", (1, None): "a positive integer"}.get(
+                (lo, hi), f"an integer in {lo}..{hi}")
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}")
+        return value
+    return parse
+
+
+_positive = _count(1)
+_nonnegative = _count(0)
+_seed = _count(0, 2**63 - 1)
 
 
 def _fmt(v) -> str:
@@ -204,28 +258,97 @@ def _ncpu() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def _sweep_and_write(targets, bases, degrees, methods, intervals, out: Path, progress: bool, steps: int,
-                     also: dict | None = None):
-    from .sweep import sweep, write_table
+def _out_folder(text: str) -> Path:
+    """--out: created now, and checked writable, so that a bad folder fails before any work."""
+    import tempfile
 
-    t0 = time.perf_counter()
-    recs = sweep(targets, bases, degrees, methods, intervals, progress=progress, steps=steps)
-    seconds = time.perf_counter() - t0
-    print(f"{len(recs)} fits in {seconds:.1f} s", file=sys.stderr)
-    if also:  # a second suite into the same table (the rational fits of `run`), timed apart
-        t1 = time.perf_counter()
-        more = sweep(*also.values(), progress=progress)
-        print(f"{len(more)} more fits in {time.perf_counter() - t1:.1f} s", file=sys.stderr)
-        recs += more
-    csv_path, jsonl_path = write_table(recs, out / "results")
+    path = Path(text)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write to --out {text!r}: {exc.strerror or exc}") from None
+    return path
+
+
+def _bar(enabled: bool):
+    """A progress callback for run_sweep drawing a tqdm bar on stderr (or None)."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bars = []
+
+    def update(done: int, total: int) -> None:
+        if not bars:  # made at the first report, when the total is known
+            bars.append(tqdm(total=total, initial=done, unit="fit", file=sys.stderr, dynamic_ncols=True))
+        bars[0].update(done - bars[0].n)
+
+    return update, lambda: bars and bars[0].close()
+
+
+def _suites(args, suites) -> list:
+    """Validate every suite of a sweep or run (plan() checks each axis) before anything runs."""
+    from .executors import check
+    from .sweep import plan
+
+    check(args.executor, args.workers, args.scheduler)
+    for suite, options in suites:
+        plan(*suite, **options)
+    return suites
+
+
+def _sweep_and_write(args, suites, out: Path):
+    """Run the suites into one table under the folder's lock; fits are journalled as they finish."""
+    from . import results
+    from .sweep import run_sweep
+
+    stem = out / "results"
+    recs, seconds = [], 0.0
+    with results.locked(stem):
+        results.clean(stem)
+        journal = results.Journal(stem)
+        try:
+            for i, (suite, options) in enumerate(suites):
+                t0 = time.perf_counter()
+                progress, close = _bar(not args.quiet)
+                try:
+                    res = run_sweep(*suite, progress=progress, journal=journal, resume=args.resume,
+                                    executor=args.executor, workers=args.workers, scheduler=args.scheduler,
+                                    **options)
+                finally:
+                    close()
+                dt = time.perf_counter() - t0
+                seconds = seconds or dt  # the first suite's time is the one reported
+                more = "more " if i else ""
+                print(f"{len(res.records)} {more}fits in {dt:.1f} s ({res.computed} computed, {res.reused} "
+                      f"reused from the journal)", file=sys.stderr)
+                if journal.unreadable:
+                    print(f"slaf-approx: {journal.unreadable} unreadable journal lines skipped (their fits "
+                          "were recomputed)", file=sys.stderr)
+                recs += res.records
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted; the results table in {str(out)!r} is unchanged; the fits "
+                              f"finished so far are in {journal.path} (rerun with --resume to reuse them)") \
+                from None
+        finally:
+            journal.close()
+        before = results.generation(stem)
+        try:
+            csv_path, jsonl_path = results.write_table(recs, stem)
+        except KeyboardInterrupt:  # the table is replaced by one rename: either before it or after it
+            state = "unchanged" if results.generation(stem) == before else "written"
+            raise Interrupted(f"interrupted; the results table in {str(out)!r} is {state}") from None
     print(f"results -> {csv_path}, {jsonl_path}", file=sys.stderr)
     return recs, seconds
 
 
 def cmd_sweep(args) -> int:
     intervals = [tuple(iv) for iv in (args.interval or [(-3.0, 3.0)])]
-    _sweep_and_write(args.targets, args.bases, args.degrees, args.methods, intervals, Path(args.out),
-                     not args.quiet, args.steps)
+    suites = _suites(args, [((args.targets, args.bases, args.degrees, args.methods, intervals),
+                             {"steps": args.steps})])
+    _sweep_and_write(args, suites, _out_folder(args.out))
     return 0
 
 
@@ -252,8 +375,9 @@ def cmd_report(args) -> int:
     if args.bench and not Path(args.bench).is_file():
         raise UsageError(f"no benchmark run at {args.bench!r}")
     bench = _bench_records(bench_paths)
+    out = _out_folder(args.out)
     rows = read_table(args.results)
-    path = write_report(rows, Path(args.out), overlay_degree=args.overlay_degree,
+    path = write_report(rows, out, overlay_degree=args.overlay_degree,
                         meta=_meta(f"slaf-approx report {args.results}", 0.0) | {"seconds": "-"},
                         bench=bench)
     print(f"report -> {path}", file=sys.stderr)
@@ -264,34 +388,37 @@ def cmd_run(args) -> int:
     from .report import write_report
     from .sweep import DEFAULT_SUITE, RATIONAL_SUITE
 
-    out = Path(args.out)
+    suites = _suites(args, [(tuple(DEFAULT_SUITE.values()), {"steps": args.steps}),
+                            (tuple(RATIONAL_SUITE.values()), {})])
+    out = _out_folder(args.out)
     bench = _bench_records(_default_runs(out))  # read first: a broken run file stops us before the sweep
-    recs, seconds = _sweep_and_write(*DEFAULT_SUITE.values(), out, not args.quiet, args.steps,
-                                     also=RATIONAL_SUITE)
+    recs, seconds = _sweep_and_write(args, suites, out)
     from .benchmarks import quick_kernel_table
 
-    path = write_report([r.to_dict() for r in recs], out, overlay_degree=8,
-                        meta=_meta("slaf-approx run", seconds), kernel_table=quick_kernel_table(),
-                        bench=bench)
+    try:
+        path = write_report([r.to_dict() for r in recs], out, overlay_degree=8,
+                            meta=_meta("slaf-approx run", seconds), kernel_table=quick_kernel_table(),
+                            bench=bench)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; the results table in {str(out)!r} is written, the report is not "
+                          "complete (slaf-approx report makes it from the table)") from None
     print(f"report -> {path}", file=sys.stderr)
     return 0
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def cmd_expand(args) -> int:
     import numpy as np
 
-    from .expand import expand, expansion_size, max_relative_error, monomial_name, random_network
+    from .expand import (
+        check_random_network,
+        expand,
+        expansion_size,
+        max_relative_error,
+        monomial_name,
+        random_network,
+    )
 
+    check_random_network(args.inputs, args.widths, args.degree, args.max_terms)  # before any allocation
     net = random_network(args.inputs, args.widths, args.degree, args.basis, seed=args.seed)
     if not args.json:
         size = expansion_size(net)
@@ -316,7 +443,8 @@ def cmd_paper(args) -> int:
     from .paper import DEGREES, run_paper
 
     t0 = time.perf_counter()
-    path = run_paper(args.tasks, args.seeds, args.out, args.quick, degrees=args.degrees or DEGREES,
+    out = _out_folder(args.out)
+    path = run_paper(args.tasks, args.seeds, out, args.quick, degrees=args.degrees or DEGREES,
                      progress=None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True)))
     print(f"{time.perf_counter() - t0:.1f} s; report -> {path}", file=sys.stderr)
     return 0
@@ -457,8 +585,22 @@ def _version() -> str:
         return f"{__version__} (not installed)"
 
 
+def _add_run_options(p) -> None:
+    from .executors import EXECUTORS
+
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the fits already in OUT's journal (same specification), compute the rest")
+    p.add_argument("--workers", type=_positive, default=None,
+                   help="parallel worker processes (default: the number of cores)")
+    p.add_argument("--executor", choices=EXECUTORS, default="process",
+                   help="process (a local pool of --workers), serial, or dask (the cluster at --scheduler)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="the Dask scheduler's address, e.g. tcp://scheduler-host:8786 (with --executor dask)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .bases import BASES, VARIABLES
+    from .expand import MAX_TERMS_LIMIT
     from .fit import ALL_METHODS, METHODS, OPTIMIZERS
     from .rational import FORMS
 
@@ -495,8 +637,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--weight", default="uniform",
                    help="lstsq weight; allowed: uniform, normal, normal:SIGMA")
     f.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="gradient fits: the optimizer")
-    f.add_argument("--steps", type=int, default=2000, help="gradient fits: optimizer steps")
-    f.add_argument("--seed", type=int, default=0, help="gradient fits: random seed (an integer)")
+    f.add_argument("--steps", type=_positive, default=2000, help="gradient fits: optimizer steps")
+    f.add_argument("--seed", type=_seed, default=0, help="gradient fits: random seed (an integer)")
     f.add_argument("--form", choices=FORMS, default=None,
                    help="rational methods: denominator form; default: pau for rational, standard for "
                         "rational-minimax")
@@ -512,9 +654,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--methods", nargs="+", default=list(METHODS), help=f"allowed: {', '.join(ALL_METHODS)}")
     s.add_argument("--interval", nargs=2, type=float, action="append", metavar=("LO", "HI"),
                    help="fitting interval, finite LO < HI (repeatable); default: [-3, 3]")
-    s.add_argument("--steps", type=int, default=2000, help="gradient fits: optimizer steps")
+    s.add_argument("--steps", type=_positive, default=2000, help="gradient fits: optimizer steps")
     s.add_argument("--out", default="reports", help="folder for results.csv and results.jsonl")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_run_options(s)
     s.set_defaults(func=cmd_sweep)
 
     r = add("report", "tables and plots from a results table")
@@ -535,10 +678,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--degree", "-n", type=_degree, required=True,
                    help=f"degree of every SLAF; {degree_help}; required")
     e.add_argument("--basis", choices=list(BASES), default="chebyshev", help="basis of every SLAF")
-    e.add_argument("--seed", type=int, default=0, help="random seed of the weights (an integer)")
-    e.add_argument("--max-terms", type=_positive, default=200_000,
-                   help="refuse an expansion predicted to have more terms (≥ 1)")
-    e.add_argument("--top", type=int, default=10, help="how many of the largest terms to print")
+    e.add_argument("--seed", type=_seed, default=0, help="random seed of the weights (an integer)")
+    e.add_argument("--max-terms", type=_count(1, MAX_TERMS_LIMIT), default=200_000,
+                   help=f"refuse an expansion predicted to have more terms (1 to {MAX_TERMS_LIMIT})")
+    e.add_argument("--top", type=_nonnegative, default=10, help="how many of the largest terms to print")
     e.add_argument("--json", action="store_true", help="print the whole polynomial as one JSON object")
     e.set_defaults(func=cmd_expand)
 
@@ -555,8 +698,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = add("run", "the default suite, then the report")
     run.add_argument("--out", default="reports", help="folder for the results table and the report")
-    run.add_argument("--steps", type=int, default=2000, help="gradient fits: optimizer steps")
+    run.add_argument("--steps", type=_positive, default=2000, help="gradient fits: optimizer steps")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_run_options(run)
     run.set_defaults(func=cmd_run)
 
     c = add("coefficients", "list and check (or regenerate) a coefficient file, or show one set")
@@ -619,12 +763,15 @@ def main(argv=None) -> int:
         with warnings.catch_warnings():  # restores showwarning afterwards (the CLI may run in-process)
             warnings.showwarning = _one_line_warning
             return args.func(args)
-    except (UsageError, ValueError, TypeError, OSError) as exc:
+    except (UsageError, ValueError, OSError) as exc:
         msg = " ".join(str(exc).split())
         print(f"slaf-approx: error: {msg}", file=sys.stderr)
         return EXIT_USAGE
+    except Interrupted as exc:
+        print(f"slaf-approx: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print("slaf-approx: interrupted; no results file was changed", file=sys.stderr)
+        print("slaf-approx: interrupted", file=sys.stderr)
         return 130
 
 

@@ -34,6 +34,10 @@ from torch import nn
 from .nn import SLAF
 
 DEFAULT_MAX_TERMS = 200_000
+#: the largest max_terms: the monomial table alone is terms x n_inputs int64 (512 MiB per input at this size)
+MAX_TERMS_LIMIT = 1 << 26
+#: the most float64 values (2 GiB) of one array: a layer's features (width x terms) or a Linear's weights
+MAX_CELLS = 1 << 28
 _PAIRS = 1 << 21  # multiply in blocks of about this many (monomial pair x feature) products
 SUPPORTED = "nn.Linear, SLAF (out_of_range='extrapolate'), nn.Identity and nested nn.Sequential"
 
@@ -120,6 +124,7 @@ class ExpansionSize:
     max_degree: int  # the largest degree of any intermediate (== degree unless an SLAF has degree 0)
     terms: int  # C(n + max_degree, max_degree): the most monomials an intermediate polynomial can have
     layer_degrees: tuple[int, ...]  # the degree after each layer
+    max_width: int = 0  # the most features of any layer (each a row of `terms` float64 values)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -187,19 +192,69 @@ def expansion_size(model: nn.Module, n_inputs: int | None = None) -> ExpansionSi
     """
     layers = _layers(model)
     n = _infer_inputs(layers) if n_inputs is None else _check_count("n_inputs", n_inputs)
-    width, degree, degrees = n, 1, []
+    width, degree, degrees, widest = n, 1, [], n
     for path, layer in layers:
         if isinstance(layer, nn.Linear):
             if layer.in_features != width:
                 raise ValueError(f"{_describe(path, layer)} takes {layer.in_features} features but receives "
                                  f"{width}")
             width = layer.out_features
+            widest = max(widest, width)
         elif isinstance(layer, SLAF):
             _check_slaf(path, layer, width)
             degree *= layer.degree
         degrees.append(degree)
     top = max([1, *degrees])
-    return ExpansionSize(n, width, degree, top, math.comb(n + top, top), tuple(degrees))
+    return ExpansionSize(n, width, degree, top, terms_bound(n, top), tuple(degrees), widest)
+
+
+def terms_bound(n: int, degree: int, cap: int | None = None) -> int:
+    """C(n + degree, degree), the monomials of degree <= `degree` in n variables; with `cap`, any value
+    over `cap` once the count passes it (so that a huge network is refused at once, not after a long
+    exact computation)."""
+    k = min(n, degree)
+    count = 1
+    for i in range(1, k + 1):
+        count = count * (n + degree - k + i) // i  # C(n + degree - k + i, i), exact at every step
+        if cap is not None and count > cap:
+            return cap + 1
+    return count
+
+
+def _check_weights(n: int, widths) -> list[int]:
+    sizes = [n, *widths, 1]
+    weights = max(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    if weights > MAX_CELLS:
+        raise ValueError(f"a Linear layer of {weights} weights is over the limit of {MAX_CELLS}; use "
+                         "narrower layers or fewer inputs")
+    return sizes
+
+
+def check_random_network(n_inputs: int, widths, degree: int, max_terms: int = DEFAULT_MAX_TERMS) -> int:
+    """ValueError, before anything is allocated, when `random_network(n_inputs, widths, degree)` or its
+    expansion would be too large: more than `max_terms` terms, or an array of more than MAX_CELLS values.
+    Returns the term bound."""
+    n = _check_count("n_inputs", n_inputs)
+    widths = [_check_count("width", w) for w in widths]
+    max_terms = _check_count("max_terms", max_terms)
+    if max_terms > MAX_TERMS_LIMIT:
+        raise ValueError(f"max_terms must be at most {MAX_TERMS_LIMIT}, got {max_terms}")
+    sizes = _check_weights(n, widths)
+    top, cap = 1, 10**12
+    for _ in widths:  # the total degree degree**len(widths), computed only as far as it matters
+        top = min(top * degree, cap + 1)
+    top = max(1, top)
+    terms = terms_bound(n, top, cap)
+    if terms > max_terms:
+        many = f"more than {cap}" if terms > cap else f"up to {terms}"
+        deg = f"over {cap}" if top > cap else str(top)
+        raise ValueError(f"expansion would have {many} terms ({n} inputs, total degree {deg}) > max_terms = "
+                         f"{max_terms}; use fewer or lower-degree SLAF layers or fewer inputs, or raise "
+                         "max_terms")
+    if max(sizes) * terms > MAX_CELLS:
+        raise ValueError(f"expansion would hold {max(sizes)} x {terms} coefficients, over the limit of "
+                         f"{MAX_CELLS}; use narrower layers")
+    return terms
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -309,6 +364,9 @@ def expand(model: nn.Module, n_inputs: int | None = None, *,
         raise ValueError(f"expansion would have up to {size.terms} terms ({size.n_inputs} inputs, total "
                          f"degree {size.max_degree}) > max_terms = {max_terms}; use fewer or lower-degree "
                          "SLAF layers or fewer inputs, or raise max_terms")
+    if size.max_width * size.terms > MAX_CELLS:
+        raise ValueError(f"expansion would hold {size.max_width} x {size.terms} coefficients, over the limit "
+                         f"of {MAX_CELLS}; use narrower layers")
     mono = _Monomials(size.n_inputs, size.max_degree)
     F, degree = mono.variables(), 1
     with torch.no_grad():
@@ -357,6 +415,7 @@ def random_network(n_inputs: int, widths, degree: int, basis: str = "chebyshev",
     (scaled by 1/sqrt(fan-in)) and per-channel SLAF coefficients (scaled by 1/(k + 1))."""
     n = _check_count("n_inputs", n_inputs)
     widths = [_check_count("width", w) for w in widths]
+    _check_weights(n, widths)  # before allocating them
     g = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
     sizes = [n, *widths, 1]

@@ -1,22 +1,22 @@
 """Sweeps: targets x bases x degrees x methods x intervals -> a tidy table (one row per fit).
 
-The table is written as CSV and JSON Lines together, each to a temporary file that replaces the final
-name only when complete: an interrupted sweep leaves the previous results untouched.
+Every fit is keyed by its full specification (:func:`spec`) and appended to the output folder's journal
+as it finishes, so an interrupted sweep resumes where it stopped (``resume=True``): at most the job in
+flight is lost. Jobs run serially, in a process pool or on a Dask cluster (:mod:`slaf_approx.executors`),
+with the same results bit for bit. The table itself is written by :mod:`slaf_approx.results`: CSV and JSON
+Lines change together, under a lock.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import hashlib
 import itertools
 import json
-import math
-import sys
 import warnings
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
-from ._io import atomic_write
+from . import __version__, executors
 from .bases import check_degree, check_interval, get_basis
 from .fit import (
     ALL_METHODS,
@@ -27,10 +27,13 @@ from .fit import (
     fit_degrees,
     resolve_target,
 )
-
-#: CSV columns: every record field but the (long) gradient history, which stays in the JSON Lines file
-CSV_FIELDS = [f for f in FitRecord.__dataclass_fields__ if f != "history"]
-JSON_FIELDS = ("coefficients", "params", "denominator")
+from .results import (  # noqa: F401  (the table's reader and writer, here for the callers of sweep)
+    CSV_FIELDS,
+    Journal,
+    normalise_row,
+    read_table,
+    write_table,
+)
 
 DEFAULT_SUITE = dict(
     targets=("relu", "gelu", "swish", "tanh"),
@@ -50,147 +53,156 @@ def parse_basis(spec: str) -> tuple[str, str | None]:
     return name, variable or None
 
 
+#: methods whose fits of several degrees are computed together (one job, one journal group)
+JOINT_METHODS = ("gradient",)
+
+
+@dataclass
+class Job:
+    """Fits computed together: one degree, or all degrees of a gradient fit (they train as one model).
+
+    Travels to worker processes without the Target object (not picklable): the worker looks the target up
+    again by name and parameters, and checks that its formula is the same.
+    """
+
+    target_name: str
+    params: dict
+    formula: str
+    interval: tuple[float, float]
+    method: str
+    basis: str
+    variable: str | None
+    degrees: list[int]
+    options: dict = field(default_factory=dict)
+    target: object = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "target"} | {"target": None}
+
+    def spec(self, degree: int) -> dict:
+        """Everything the fit of `degree` depends on, the package version included."""
+        return {"target": self.target_name, "formula": self.formula,
+                "params": dict(sorted(self.params.items())),
+                "basis": self.basis, "variable": self.variable or "default", "degree": degree,
+                "method": self.method, "lo": self.interval[0], "hi": self.interval[1],
+                "weight": self.options.get("weight", "uniform"),
+                "options": {k: _canon(v) for k, v in sorted(self.options.items()) if k != "weight"},
+                "trained_with": list(self.degrees) if self.method in JOINT_METHODS else [degree],
+                "version": __version__}
+
+    def keys(self) -> list[str]:
+        return [spec_key(self.spec(d)) for d in self.degrees]
+
+
+def _canon(v):
+    if hasattr(v, "tolist"):  # numpy arrays and scalars
+        return v.tolist()
+    if isinstance(v, tuple | list):
+        return [_canon(x) for x in v]
+    return v
+
+
+def spec_key(spec: dict) -> str:
+    """A fit's journal key: SHA-256 of its canonical JSON specification."""
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def plan(targets: Sequence[str], bases: Sequence[str], degrees: Iterable[int], methods: Sequence[str],
-         intervals: Sequence[Sequence[float]]) -> list[tuple]:
+         intervals: Sequence[Sequence[float]], **options) -> list[Job]:
     """Validate every axis up front (so a typo fails before any work) and expand the cross product.
 
-    One job per (target, interval, method, basis), holding all degrees: gradient fits train them together.
+    Repeated axis values count once, so every fit appears once. One job per fit, except that the degrees
+    of a gradient fit train together and form one job.
     """
-    tgs = [resolve_target(t) for t in targets]
-    bs = [parse_basis(b) for b in bases]
-    ds = [check_degree(d) for d in degrees]
+    tgs = list(dict.fromkeys(resolve_target(t) for t in targets))
+    bs = list(dict.fromkeys(parse_basis(b) for b in bases))
+    ds = list(dict.fromkeys(check_degree(d) for d in degrees))
     for m in methods:
         if m not in ALL_METHODS:
             raise ValueError(f"unknown method {m!r}; allowed: {', '.join(ALL_METHODS)}")
-    ivs = [check_interval(iv) for iv in intervals]
-    if not (tgs and bs and ds and methods and ivs):
+    ms = list(dict.fromkeys(methods))
+    ivs = list(dict.fromkeys(check_interval(iv) for iv in intervals))
+    if not (tgs and bs and ds and ms and ivs):
         raise ValueError("a sweep needs at least one target, basis, degree, method and interval")
-    return [(tg, iv, m, b, ds) for tg, iv, m, b in itertools.product(tgs, ivs, methods, bs)]
+    jobs = []
+    for tg, iv, m, (b, var) in itertools.product(tgs, ivs, ms, bs):
+        groups = [ds] if m in JOINT_METHODS else [[d] for d in ds]
+        jobs += [Job(tg.name, dict(tg.params), tg.formula, iv, m, b, var, g, dict(options), tg)
+                 for g in groups]
+    return jobs
 
 
-def sweep(targets, bases, degrees, methods, intervals, *, progress=True, **options) -> list[FitRecord]:
-    """Run every fit of the cross product; `options` go to :func:`slaf_approx.fit.fit`."""
-    jobs = plan(targets, bases, degrees, methods, intervals)
-    records = []
-    bar = _progress(sum(len(j[-1]) for j in jobs), progress)
+def run_job(job: Job) -> list[dict]:
+    """The job's fits as rows (FitRecord.to_dict()); runs in a worker process or in this one."""
+    tg = job.target
+    if tg is None:
+        tg = resolve_target(job.target_name, job.params)
+        if tg.formula != job.formula:
+            raise ValueError(f"target {job.target_name!r} has another formula in this worker's catalogue "
+                             f"({tg.formula!r}, not {job.formula!r}): install the same catalogue everywhere")
     with warnings.catch_warnings():
         # ill-conditioning is recorded in each row's condition_number; don't print 100 warnings
         warnings.simplefilter("ignore", ConditioningWarning)
-        for tg, iv, method, (basis, variable), degrees in jobs:
-            records += fit_degrees(tg, degrees, method, basis, iv, variable=variable, **options)
-            bar.update(len(degrees))
-    bar.close()
-    return records
+        recs = fit_degrees(tg, job.degrees, job.method, job.basis, job.interval, variable=job.variable,
+                           **job.options)
+    return [r.to_dict() for r in recs]
 
 
-def _progress(total: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, disable=not enabled, unit="fit", file=sys.stderr, dynamic_ncols=True)
-
-
-def _jsonable(v):
-    """Strict JSON has no NaN or infinity: write null (read back as NaN)."""
-    return None if isinstance(v, float) and not math.isfinite(v) else v
+def _record(row: dict) -> FitRecord:
+    r = normalise_row(row)
+    return FitRecord(**{k: r[k] for k in FitRecord.__dataclass_fields__ if k in r})
 
 
-def write_table(records: Sequence[FitRecord | dict], stem: str | Path) -> tuple[Path, Path]:
-    """Write STEM.csv and STEM.jsonl; returns their paths."""
-    rows = [r.to_dict() if isinstance(r, FitRecord) else dict(r) for r in records]
-    stem = Path(stem)
-    csv_path, jsonl_path = stem.with_suffix(".csv"), stem.with_suffix(".jsonl")
-
-    def write_csv(fh):
-        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: json.dumps(r.get(k)) if k in JSON_FIELDS else r.get(k, "") for k in CSV_FIELDS})
-
-    def write_jsonl(fh):
-        for r in rows:
-            fh.write(json.dumps({k: _jsonable(v) for k, v in r.items()}) + "\n")
-
-    for path, write in ((csv_path, write_csv), (jsonl_path, write_jsonl)):
-        buf = io.StringIO(newline="")
-        write(buf)  # the whole table in memory first: a failure here writes nothing
-        atomic_write(path, buf.getvalue())
-    return csv_path, jsonl_path
+@dataclass
+class SweepResult:
+    records: list[FitRecord]
+    reused: int  # fits taken from the journal
+    computed: int  # fits computed by this run
 
 
-_INT = ("degree", "iterations")
-_FLOAT = ("lo", "hi", "max_error", "rms_error", "levelled_error", "seconds", "condition_number",
-          "max_error_at", "gap")
-_JSON = {"coefficients": list, "params": dict, "history": list, "denominator": list}
+def run_sweep(targets, bases, degrees, methods, intervals, *,
+              progress: Callable[[int, int], None] | None = None, journal: Journal | None = None,
+              resume: bool = False, executor: str = "serial", workers: int | None = 1,
+              scheduler: str | None = None, **options) -> SweepResult:
+    """Run every fit of the cross product; `options` go to :func:`slaf_approx.fit.fit`.
 
-
-def _float(v) -> float:
-    if v is None or (isinstance(v, str) and not v.strip()):
-        return math.nan
-    return float(v)
-
-
-def _bool(v) -> bool:
-    if isinstance(v, str):
-        s = v.strip().lower()
-        if s in ("true", "1", "yes"):
-            return True
-        if s in ("false", "0", "no", ""):
-            return False
-        raise ValueError(f"not a boolean: {v!r}")
-    return bool(v)
-
-
-def normalise_row(row) -> dict:
-    """A copy of one results row with its types restored.
-
-    Accepts a dict from memory (e.g. ``FitRecord.to_dict()``), a FitRecord itself, or a row of strings from
-    ``csv.DictReader`` (``coefficients``, ``denominator``, ``params`` and ``history`` JSON-encoded; empty
-    cells and JSON nulls read as nan). Numbers become int/float, ``converged`` a bool; unknown keys are kept
-    as they are. ``denominator`` and ``form`` (rational fits) are kept when present: read them with .get.
+    progress(done, total) is called with fit counts, first with done = 0. Each finished fit is appended to
+    `journal`; with `resume`, fits already there (same specification) are reused, not computed. Jobs run
+    on `executor` ("serial", "process" with `workers`, or "dask" at `scheduler`).
     """
-    r = dict(row.to_dict() if hasattr(row, "to_dict") else row)
-    for k, kind in _JSON.items():
-        v = r.get(k)
-        if isinstance(v, str):
-            v = json.loads(v) if v.strip() else kind()
-        if v is None:
-            v = kind()
-        if k in r or k not in ("history", "denominator"):
-            r[k] = kind(v)
-    r["coefficients"] = [_float(c) for c in r["coefficients"]]
-    if "denominator" in r:
-        r["denominator"] = [_float(c) for c in r["denominator"]]
-    for k in _INT:
-        if k in r:
-            r[k] = int(float(r[k])) if isinstance(r[k], str) else int(r[k])
-    for k in _FLOAT:
-        if k in r:
-            r[k] = _float(r[k])
-    r["converged"] = _bool(r.get("converged", True))
-    for k in ("target", "basis", "variable", "method", "note", "weight", "form"):
-        if k in r:
-            r[k] = "" if r[k] is None else str(r[k])
-    r.setdefault("variable", "mapped")
-    r.setdefault("weight", "uniform")
-    r.setdefault("note", "")
-    return r
+    jobs = plan(targets, bases, degrees, methods, intervals, **options)
+    executors.check(executor, workers, scheduler)
+    if resume and journal is None:
+        raise ValueError("resume needs a journal")
+    done = journal.load() if (journal is not None and resume) else {}
+    total = sum(len(j.degrees) for j in jobs)
+    rows: list[list[dict] | None] = [None] * len(jobs)
+    todo = []
+    for i, job in enumerate(jobs):
+        keys = job.keys()
+        if all(k in done for k in keys):
+            rows[i] = [done[k] for k in keys]
+        else:
+            todo.append(i)
+    reused = total - sum(len(jobs[i].degrees) for i in todo)
+    count = reused
+    finished = executors.run_jobs(run_job, [jobs[i] for i in todo], executor=executor, workers=workers,
+                                  scheduler=scheduler)  # connects to a cluster now, before the first report
+    if progress:
+        progress(count, total)
+    for n, out in finished:
+        job = jobs[todo[n]]
+        if journal is not None:
+            for d, key, row in zip(job.degrees, job.keys(), out, strict=True):
+                journal.append(key, job.spec(d), row)
+        rows[todo[n]] = out
+        count += len(out)
+        if progress:
+            progress(count, total)
+    return SweepResult([_record(r) for rs in rows for r in rs], reused, total - reused)
 
 
-def read_table(path: str | Path) -> list[dict]:
-    """Rows of a results table written by :func:`write_table` (.csv or .jsonl)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no results table at {str(path)!r}")
-    try:
-        with path.open(newline="") as fh:
-            if path.suffix == ".jsonl":
-                rows = [json.loads(line) for line in fh if line.strip()]
-            else:
-                rows = list(csv.DictReader(fh))
-        rows = [normalise_row(r) for r in rows]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not a slaf-approx results table ({exc})") from None
-    missing = [k for k in ("target", "basis", "degree", "method", "max_error") if rows and k not in rows[0]]
-    if not rows or missing:
-        raise ValueError(f"{path}: not a slaf-approx results table (empty or missing {missing})")
-    return rows
+def sweep(targets, bases, degrees, methods, intervals, **kwargs) -> list[FitRecord]:
+    """The records of :func:`run_sweep`."""
+    return run_sweep(targets, bases, degrees, methods, intervals, **kwargs).records

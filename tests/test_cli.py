@@ -89,9 +89,10 @@ def test_sweep_then_report(tmp_path, capsys):
     assert "relu" in text and "tanh" in text
 
 
-def test_interrupted_sweep_leaves_the_old_table(tmp_path, monkeypatch, capsys):
-    assert run(capsys, "sweep", "--targets", "relu", "--bases", "chebyshev", "--degrees", "2",
-               "--methods", "lstsq", "--out", str(tmp_path), "--quiet")[0] == 0
+def test_interrupted_sweep_leaves_the_old_table_and_says_so(tmp_path, monkeypatch, capsys):
+    base = ["sweep", "--bases", "chebyshev", "--degrees", "2", "--methods", "lstsq", "--out", str(tmp_path),
+            "--quiet", "--executor", "serial"]
+    assert run(capsys, *base, "--targets", "relu")[0] == 0
     before = (tmp_path / "results.csv").read_bytes()
     calls = []
 
@@ -103,21 +104,16 @@ def test_interrupted_sweep_leaves_the_old_table(tmp_path, monkeypatch, capsys):
 
     real = sweep.fit_degrees
     monkeypatch.setattr(sweep, "fit_degrees", interrupted)
-    code, _, err = run(capsys, "sweep", "--targets", "relu", "gelu", "--bases", "chebyshev", "--degrees", "2",
-                       "--methods", "lstsq", "--out", str(tmp_path), "--quiet")
-    assert code == 130 and "no results file was changed" in err
+    code, _, err = run(capsys, *base, "--targets", "relu", "gelu")
+    assert code == 130 and err.splitlines()[-1] == (
+        f"slaf-approx: interrupted; the results table in {str(tmp_path)!r} is unchanged; the fits finished "
+        f"so far are in {tmp_path / '.results' / 'journal.jsonl'} (rerun with --resume to reuse them)"), err
     assert (tmp_path / "results.csv").read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "results.jsonl"]
-
-
-def test_write_is_atomic_when_writing_fails(tmp_path):
-    recs = [{"target": "relu", "basis": "chebyshev", "degree": 1, "method": "lstsq", "max_error": 0.1}]
-    sweep.write_table(recs, tmp_path / "results")
-    before = (tmp_path / "results.jsonl").read_text()
-    with pytest.raises(TypeError):
-        sweep.write_table([{**recs[0], "params": object()}], tmp_path / "results")
-    assert (tmp_path / "results.jsonl").read_text() == before
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".results", "results.csv", "results.jsonl"]
+    monkeypatch.setattr(sweep, "fit_degrees", real)
+    code, _, err = run(capsys, *base, "--targets", "relu", "gelu", "--resume")
+    assert code == 0 and "2 fits in" in err and "(1 computed, 1 reused from the journal)" in err, err
+    assert [r["target"] for r in sweep.read_table(tmp_path / "results.jsonl")] == ["relu", "gelu"]
 
 
 # ---------------------------------------------------------------------------- version, help, warnings, shows
@@ -235,3 +231,143 @@ def test_report_summary_reads_the_benchmark_run(capsys, tmp_path):
     run_json.write_text("{not json")
     code, _, err = run(capsys, "report", str(table), "--out", str(tmp_path / "c"))
     assert code == 2 and "not JSON" in err and not (tmp_path / "c").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["fit", "relu", "-n", "3", "--interval", "-1e3", "1e3", "--json"], None),
+    (["fit", "relu", "-n", "3", "--interval", "-1E+3", "-1e-3", "--json"], None),
+    (["fit", "relu", "-n", "3", "--interval", "-inf", "1"], "interval ends must be finite"),
+    (["fit", "relu", "-n", "3", "--interval", "-nan", "1"], "interval ends must be finite"),
+    (["fit", "relu", "-n", "3", "--interval", "-1", "1e999"], "interval ends must be finite"),
+    (["fit", "swish", "-n", "3", "--param", "beta=nan"], "--param beta must be a finite number, got 'nan'"),
+    (["fit", "swish", "-n", "3", "--param", "beta=-inf"], "--param beta must be a finite number"),
+    (["fit", "swish", "-n", "3", "--param", "beta=1", "--param", "beta=2"], "--param beta is given twice"),
+    (["fit", "swish", "-n", "3", "--param", "=1"], "--param takes NAME=NUMBER, got '=1'"),
+    (["fit", "relu", "-n", "3", "--steps", "0"], "argument --steps: expected a positive integer, got '0'"),
+    (["fit", "relu", "-n", "3", "--seed", "-1"], "argument --seed: expected an integer in 0..92233"),
+    (["fit", "relu", "-n", "3", "--seed", str(10**30)], "argument --seed"),
+    (["sweep", "--degrees", "1-1000000000"], "degree 1000000000 is out of range: degrees are 0-64"),
+    (["sweep", "--degrees", "-5"], "degree -5 is out of range: degrees are 0-64"),
+    (["sweep", "--degrees", "9-3"], "degree range '9-3' is empty"),
+    (["sweep", "--degrees", "1,2,99"], "degree 99 is out of range"),
+    (["sweep", "--steps", "0"], "argument --steps: expected a positive integer"),
+    (["sweep", "--workers", "0"], "argument --workers: expected a positive integer"),
+    (["sweep", "--executor", "mpi"], "invalid choice: 'mpi'"),
+    (["sweep", "--executor", "dask"], "the dask executor needs the scheduler's address"),
+    (["sweep", "--scheduler", "tcp://x:1"], "a scheduler address is an option of the dask executor"),
+    (["sweep", "--interval", "-1e3", "-1e4"], "interval needs lo < hi"),
+    (["sweep", "--out", "/proc/x"], "cannot write to --out '/proc/x'"),
+    (["run", "--out", "/proc/x"], "cannot write to --out '/proc/x'"),
+    (["run", "--steps", "0"], "argument --steps: expected a positive integer, got '0'"),
+    (["report", "--out", "/proc/x", "reports/results.csv"], "cannot write to --out '/proc/x'"),
+    (["expand", "--inputs", "2", "--widths", "4", "-n", "2", "--top", "-1"], "argument --top: expected a "
+     "non-negative integer, got '-1'"),
+    (["expand", "--inputs", "2", "--widths", "1000000000", "-n", "2"], "a Linear layer of 2000000000"),
+    (["expand", "--inputs", "2", "--widths", "4", "-n", "2", "--max-terms", "1e18"], "argument --max-terms"),
+    (["expand", "--inputs", "2", "--widths", "4", "-n", "2", "--max-terms", str(10**18)],
+     "expected an integer in 1..67108864"),
+    (["expand", "--inputs", "40", "--widths", "4", "4", "4", "-n", "64"],
+     "(40 inputs, total degree 262144) > max_terms = 200000"),
+    (["expand", "--inputs", "2", "--widths", "1000000", "-n", "64", "--max-terms", "10000"],
+     "expansion would hold 1000000 x 2145 coefficients"),
+])
+def test_arguments_are_checked_before_any_work(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    if needle is None:
+        assert code == 0 and err == "", err
+        return
+    assert code == 2, (code, out, err)
+    assert err.count("\n") == 1 and err.startswith("slaf-approx: error: "), err
+    assert needle in err, err
+
+
+def test_a_bad_row_makes_report_exit_2_naming_file_line_and_field(tmp_path, capsys):
+    sweep.write_table([FitRecord("relu", "chebyshev", "mapped", 2, -1.0, 1.0, "lstsq", [0.1, 0.2, 0.3], 0.1,
+                                 0.05)], tmp_path / "results")
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(lines[0] + "\n" + lines[0].replace('"degree": 2', '"degree": -5') + "\n")
+    code, _, err = run(capsys, "report", str(bad), "--out", str(tmp_path / "rep"))
+    assert code == 2 and err == (f"slaf-approx: error: {bad}, line 2: field 'degree': -5 is outside 0..64\n")
+    assert not (tmp_path / "rep" / "README.md").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fuzzing the parser: any argv gives exit 0 or 2 (or --help's 0), one line on stderr, never a traceback
+
+
+_WORDS = ["fit", "sweep", "report", "expand", "run", "targets", "bench", "paper", "coefficients", "relu",
+          "--degree", "-n", "--interval", "--param", "--degrees", "--steps", "--workers", "--executor",
+          "--scheduler", "--targets", "--bases", "--methods", "--out", "--top", "--max-terms", "--inputs",
+          "--widths", "--seed", "--basis", "--method", "--weight", "--form", "--resume", "--json", "beta=2",
+          "=", "-", "--", "-1e3", "-inf", "nan", "1e999", "0", "1", "-1", "64", "65", "1-3", "2,4", "9-3",
+          "dask", "serial", "process", "power:raw", "chebyshev", "minimax", "gradient", "/proc/x", "ü", ""]
+
+
+def _parse_only(argv):
+    """The parser and every check that runs before a command's work (no fitting, no writing)."""
+    try:
+        args = cli.build_parser().parse_args(argv)
+        if args.command in ("sweep", "run"):
+            from slaf_approx.executors import check
+
+            check(args.executor, args.workers, args.scheduler)
+            if args.command == "sweep":
+                from slaf_approx.sweep import plan
+
+                plan(args.targets, args.bases, args.degrees, args.methods,
+                     [tuple(iv) for iv in (args.interval or [(-3.0, 3.0)])])
+        if args.command == "fit":
+            cli._params(args.param)
+        return 0
+    except (cli.UsageError, ValueError) as exc:
+        assert str(exc).strip() and "\n" not in " ".join(str(exc).split()), exc
+        return 2
+
+
+def test_fuzz_parser_never_raises_an_unexpected_error():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.one_of(st.sampled_from(_WORDS), st.text(max_size=6)), max_size=8))
+    def check(argv):
+        try:
+            assert _parse_only(argv) in (0, 2)
+        except SystemExit as exc:  # --help and --version print and exit 0
+            assert exc.code == 0
+
+    check()
+
+
+def test_fuzz_main_with_commands_that_do_no_heavy_work(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # whatever a command would write by default lands here
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.sampled_from([["fit", "relu", "-n"], ["fit", "relu", "-n", "2", "--interval"],
+                            ["sweep", "--out", "/proc/x", "--degrees"],
+                            ["expand", "--inputs", "2", "-n", "2", "--widths"],
+                            ["report", "--out", "/proc/x"]]),
+           st.lists(st.sampled_from(_WORDS[30:]), max_size=3))
+    def check(head, tail):
+        try:
+            code = cli.main(head + tail)
+        except SystemExit as exc:
+            code = exc.code
+        _, err = capsys.readouterr()
+        assert code in (0, 2), (head + tail, code, err)
+        assert "Traceback" not in err and (code == 0 or err.count("\n") == 1), (head + tail, err)
+
+    check()
+
+
+@pytest.mark.parametrize("err", [0.0, float("inf")])
+def test_report_draws_a_table_with_nothing_positive_to_log_scale(tmp_path, capsys, err):
+    # exact fits (error 0) and diverged ones (inf, not converged) leave a log axis empty: drawn linear
+    sweep.write_table([FitRecord("relu", "chebyshev", "mapped", d, -1.0, 1.0, "lstsq", [0.25] * (d + 1), err,
+                                 err, converged=err == 0.0) for d in (1, 2)], tmp_path / "results")
+    code, _, err_text = run(capsys, "report", str(tmp_path / "results.csv"), "--out", str(tmp_path / "rep"))
+    assert code == 0, err_text
+    assert (tmp_path / "rep" / "README.md").is_file() and list((tmp_path / "rep").glob("*.png"))

@@ -11,7 +11,7 @@ Everything here is a pure function of the rows. The package splits along its sea
 - :mod:`.writer`: README.md and the PNG files.
 """
 
-from ..sweep import normalise_row
+from ..results import normalise_row
 from .data import (
     ROUNDOFF,
     SAME_RTOL,

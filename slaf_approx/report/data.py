@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import theory
-from ..sweep import normalise_row
+from ..results import normalise_row
 from .labels import SeriesKey, method_key, order
 
 #: degrees shown in the tables (those present), plus the largest degree present

@@ -150,7 +150,8 @@ def error_figure(rows, target: str, interval_=None, *, params: Mapping | None = 
                     labels.append(f"theory: {name}")
             if lim is not None:
                 ax.set_ylim(*lim)
-            _axes(ax, what, degrees, row == 1, any(base_method(k[0]) != k[0] for k in ss))
+            rational = any(base_method(k[0]) != k[0] for k in ss)
+            _axes(ax, what, degrees, row == 1, rational, log=lim is not None)
             if row == 0:
                 ax.set_title(cols[col][0], fontsize=10)
                 legends[col] = (handles, labels)
@@ -177,8 +178,8 @@ def _limits(ss, bundles, what: str, extra) -> tuple[float, float] | None:
     return (min(kept) / 4, max(kept) * 3) if kept else None
 
 
-def _axes(ax, what: str, degrees, bottom: bool, rational: bool) -> None:
-    ax.set_yscale("log")
+def _axes(ax, what: str, degrees, bottom: bool, rational: bool, log: bool = True) -> None:
+    ax.set_yscale("log" if log else "linear")  # a log axis with nothing positive on it cannot be drawn
     if bottom:
         ax.set_xlabel("degree n (rational P/Q: m + n)" if rational else "degree n")
     ax.set_ylabel({"max_error": "max |f − p|", "rms_error": "rms error"}[what])

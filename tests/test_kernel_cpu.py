@@ -422,6 +422,14 @@ print(lib.slaf_fwd_f32(*([None] * 5), 0, 0, 0, 0, 0.0, 0.0, 0, 0.0, 0.0, 0))
 """
 
 
+def _damage(lib, data: bytes) -> None:
+    """Replace lib by `data` under a new inode: this process has the old file mapped, and changing a mapped
+    library in place would crash it (SIGBUS), which is the failure the sidecar protects new processes from."""
+    tmp = lib.with_name(lib.name + ".damaged")
+    tmp.write_bytes(data)
+    os.replace(tmp, lib)
+
+
 def _child(source, *extra, env):
     return subprocess.Popen([sys.executable, "-c", CHILD, str(source), *map(str, extra)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -436,7 +444,7 @@ def test_corrupt_cached_library_is_rebuilt(tmp_path, monkeypatch):
     good = lib.read_bytes()
     env = {**os.environ, "SLAF_APPROX_CACHE": str(cache)}
     for damaged in (good[: len(good) // 3], good[:-64] + b"\0" * 64):
-        lib.write_bytes(damaged)
+        _damage(lib, damaged)
         proc = _child(source, env=env)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0 and out.strip() == "7", err
@@ -468,7 +476,7 @@ def test_cached_library_is_used_without_gcc(tmp_path, monkeypatch):
     monkeypatch.setattr(cpu.shutil, "which", lambda name: None)
     assert stub_value(cpu.load()) == 7
     (lib,) = (cache / n for n in _libraries(cache))
-    lib.write_bytes(lib.read_bytes()[:100])  # damaged, and no gcc to rebuild it: unavailable, no crash
+    _damage(lib, lib.read_bytes()[:100])  # damaged, and no gcc to rebuild it: unavailable, no crash
     _reset(monkeypatch)
     assert "no verified build" in cpu.unavailable_reason() and "gcc" in cpu.unavailable_reason()
 

@@ -79,18 +79,19 @@ def _layout(x: torch.Tensor, coef: torch.Tensor):
 
 
 @functools.cache
-def _recurrence(basis: str, K: int, dtype, device):
-    """The recurrence arrays on the kernel's device, built once per (basis, K, dtype, device)."""
+def _plan(impl: str, basis: str, K: int, dtype: torch.dtype, device: torch.device):
+    """(backend, compute dtype, A, B): what a call needs besides its tensors, once per combination (the
+    per-call cost matters at small sizes)."""
+    be = REGISTRY[impl]
+    dt = be.compute(dtype)
     A, B = recurrence(basis, K)
-    return (torch.tensor(A, dtype=dtype, device=device), torch.tensor(B, dtype=dtype, device=device))
+    return be, dt, torch.tensor(A, dtype=dt, device=device), torch.tensor(B, dtype=dt, device=device)
 
 
 def _prepare(x, coef, basis, impl):
     """(backend, x2d, coef2d in the compute dtype, A, B)."""
-    be = REGISTRY[impl]
+    be, dt, A, B = _plan(impl, basis, coef.shape[-1], x.dtype, x.device)
     x2, c2 = _layout(x, coef)
-    dt = be.compute(x.dtype)
-    A, B = _recurrence(basis, c2.shape[1], dt, x.device)
     return be, x2, c2.to(dt).contiguous(), A, B
 
 

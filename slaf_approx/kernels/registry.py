@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import os
 import warnings
 from dataclasses import dataclass
 
@@ -101,10 +100,10 @@ def resolve(backend: str, device_type: str, dtype: torch.dtype) -> str:
     named one cannot run. "auto" takes the first available backend that declares the device in `auto_on`,
     else the reference, warning once (SlafBackendWarning) when a preferred backend is unavailable.
 
-    Remembered per (backend, device type, dtype, TRITON_INTERPRET). torch.compile treats the result as a
+    Remembered per (backend, device type, dtype) until :func:`forget`. torch.compile treats the result as a
     constant and calls this outside the traced graph, so a first build happens outside tracing too.
     """
-    key = (backend, device_type, dtype, os.environ.get("TRITON_INTERPRET"))
+    key = (backend, device_type, dtype)
     name = _resolved.get(key)
     if name is None:
         name = _resolve(backend, device_type, dtype)

@@ -27,6 +27,12 @@ recurrence, within 8u K M_1). Every bound is first-order; the tests use twice of
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -341,40 +347,166 @@ def stub_value(lib) -> int:
     return lib.slaf_fwd_f32(*([None] * 5), 0, 0, 0, 0, 0.0, 0.0, 0, 0.0, 0.0, 0)  # the arguments it ignores
 
 
-def test_build_cache(tmp_path, monkeypatch):
-    """Built into $SLAF_APPROX_CACHE under a name keyed by the source, reused, rebuilt when the source changes
-    (a stub source with the four entry points, to keep the test fast)."""
+def _use_stub(monkeypatch, tmp_path, text=STUB):
+    """cpu.SOURCE -> a stub with the four entry points (fast to build), a fresh cache, no loaded library."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("SLAF_APPROX_CACHE", str(cache))
+    monkeypatch.delenv(cpu.CFLAGS_ENV, raising=False)
     source = tmp_path / "stub.c"
-    source.write_text(STUB)
+    source.write_text(text)
     monkeypatch.setattr(cpu, "SOURCE", source)
     monkeypatch.setattr(cpu, "_lib", None)
     monkeypatch.setattr(cpu, "_error", None)
-    assert cpu.available()
-    built = sorted(p.name for p in cache.iterdir())
-    assert len(built) == 1 and built[0].startswith("slaf_cpu_") and built[0].endswith(".so")
-    monkeypatch.setattr(cpu, "_lib", None)  # a second load reuses the cached file
-    assert stub_value(cpu.load()) == 7
-    assert sorted(p.name for p in cache.iterdir()) == built
-    source.write_text(STUB.replace("7", "8"))  # another source: another file
+    return cache, source
+
+
+def _reset(monkeypatch):
     monkeypatch.setattr(cpu, "_lib", None)
+    monkeypatch.setattr(cpu, "_error", None)
+
+
+def _libraries(cache):
+    return sorted(p.name for p in cache.iterdir() if p.suffix == ".so")
+
+
+def test_build_cache(tmp_path, monkeypatch):
+    """Built into $SLAF_APPROX_CACHE under a name keyed by the source, with a sidecar holding its size and
+    sha256; reused; rebuilt when the source changes."""
+    cache, source = _use_stub(monkeypatch, tmp_path)
+    assert cpu.available()
+    built = _libraries(cache)
+    assert len(built) == 1 and built[0].startswith("slaf_cpu_")
+    lib = cache / built[0]
+    meta = json.loads(lib.with_suffix(".json").read_text())
+    assert meta["size"] == lib.stat().st_size
+    assert meta["sha256"] == hashlib.sha256(lib.read_bytes()).hexdigest()
+    assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
+    before = lib.stat().st_mtime_ns
+    _reset(monkeypatch)  # a second load reuses the cached file
+    assert stub_value(cpu.load()) == 7
+    assert _libraries(cache) == built and lib.stat().st_mtime_ns == before
+    source.write_text(STUB.replace("7", "8"))  # another source: another file
+    _reset(monkeypatch)
     assert stub_value(cpu.load()) == 8
-    assert len(list(cache.iterdir())) == 2
+    assert len(_libraries(cache)) == 2
+
+
+def test_cflags_are_part_of_the_key(tmp_path, monkeypatch):
+    cache, _ = _use_stub(monkeypatch, tmp_path, STUB.replace("return 7", "return SLAF_STUB_VALUE"))
+    monkeypatch.setenv(cpu.CFLAGS_ENV, "-DSLAF_STUB_VALUE=5 -O1")
+    assert stub_value(cpu.load()) == 5
+    _reset(monkeypatch)
+    monkeypatch.setenv(cpu.CFLAGS_ENV, "-DSLAF_STUB_VALUE='(3 + 3)'")  # shell quoting, as a shell splits it
+    assert stub_value(cpu.load()) == 6
+    assert len(_libraries(cache)) == 2
+    meta = [json.loads(p.read_text()) for p in cache.glob("*.json")]
+    assert sorted(m["flags"][-1] for m in meta) == ["-DSLAF_STUB_VALUE=(3 + 3)", "-O1"]
+    _reset(monkeypatch)
+    monkeypatch.setenv(cpu.CFLAGS_ENV, "-fno-such-flag-xyz")
+    assert "-fno-such-flag-xyz" in cpu.unavailable_reason()
+    _reset(monkeypatch)
+    monkeypatch.setenv(cpu.CFLAGS_ENV, "'-O2")
+    assert "SLAF_APPROX_CFLAGS=\"'-O2\" cannot be split" in cpu.unavailable_reason()
+
+
+CHILD = """
+import sys
+from pathlib import Path
+from slaf_approx.kernels import cpu
+cpu.SOURCE = Path(sys.argv[1])
+if len(sys.argv) > 2:  # wait for the start signal, so that the processes build at the same time
+    while not Path(sys.argv[2]).exists():
+        pass
+lib = cpu.load()
+print(lib.slaf_fwd_f32(*([None] * 5), 0, 0, 0, 0, 0.0, 0.0, 0, 0.0, 0.0, 0))
+"""
+
+
+def _damage(lib, data: bytes) -> None:
+    """Replace lib by `data` under a new inode: this process has the old file mapped, and changing a mapped
+    library in place would crash it (SIGBUS), which is the failure the sidecar protects new processes from."""
+    tmp = lib.with_name(lib.name + ".damaged")
+    tmp.write_bytes(data)
+    os.replace(tmp, lib)
+
+
+def _child(source, *extra, env):
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(source), *map(str, extra)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_corrupt_cached_library_is_rebuilt(tmp_path, monkeypatch):
+    """A truncated library (mapping one kills the process with SIGBUS) fails verification and is rebuilt;
+    so is one whose bytes changed at the same size. Each in a fresh process, as a new run would see it."""
+    cache, source = _use_stub(monkeypatch, tmp_path)
+    cpu.load()
+    (lib,) = (cache / n for n in _libraries(cache))
+    good = lib.read_bytes()
+    env = {**os.environ, "SLAF_APPROX_CACHE": str(cache)}
+    for damaged in (good[: len(good) // 3], good[:-64] + b"\0" * 64):
+        _damage(lib, damaged)
+        proc = _child(source, env=env)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and out.strip() == "7", err
+        meta = json.loads(lib.with_suffix(".json").read_text())  # rebuilt: the pair verifies again
+        assert meta["size"] == lib.stat().st_size == len(good)
+        assert meta["sha256"] == hashlib.sha256(lib.read_bytes()).hexdigest()
+
+
+def test_concurrent_builds(tmp_path, monkeypatch):
+    """Several processes building the same kernel into one empty cache at once: all load it, one library."""
+    cache, source = _use_stub(monkeypatch, tmp_path)
+    cache.mkdir()
+    go = tmp_path / "go"
+    env = {**os.environ, "SLAF_APPROX_CACHE": str(cache)}
+    procs = [_child(source, go, env=env) for _ in range(4)]
+    go.touch()
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0 and out.strip() == "7", err
+    assert len(_libraries(cache)) == 1
+    assert sorted(p.suffix for p in cache.iterdir() if not p.name.startswith(".")) == [".json", ".so"]
+    assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_cached_library_is_used_without_gcc(tmp_path, monkeypatch):
+    cache, _ = _use_stub(monkeypatch, tmp_path)
+    cpu.load()
+    _reset(monkeypatch)
+    monkeypatch.setattr(cpu.shutil, "which", lambda name: None)
+    assert stub_value(cpu.load()) == 7
+    (lib,) = (cache / n for n in _libraries(cache))
+    _damage(lib, lib.read_bytes()[:100])  # damaged, and no gcc to rebuild it: unavailable, no crash
+    _reset(monkeypatch)
+    assert "no verified build" in cpu.unavailable_reason() and "gcc" in cpu.unavailable_reason()
+
+
+def test_read_only_cache(tmp_path, monkeypatch):
+    """A cache where nothing can be written (simulated: the tests run as root, who may write anywhere)
+    makes the kernel unavailable with the reason, unless a verified build is already there."""
+    cache, source = _use_stub(monkeypatch, tmp_path)
+
+    def refuse(self):
+        raise PermissionError(30, "Read-only file system", str(self.path))
+
+    monkeypatch.setattr(cpu._BuildLock, "__enter__", refuse)
+    reason = cpu.unavailable_reason()
+    assert reason.startswith(f"cannot build the SLAF CPU kernel in {cache}") and "Read-only" in reason
+    monkeypatch.undo()
+    _use_stub(monkeypatch, tmp_path)
+    cpu.load()
+    _reset(monkeypatch)
+    monkeypatch.setattr(cpu._BuildLock, "__enter__", refuse)
+    assert stub_value(cpu.load()) == 7  # verified before any lock is taken
 
 
 def test_build_failures(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLAF_APPROX_CACHE", str(tmp_path))
-    monkeypatch.setattr(cpu, "_lib", None)
-    monkeypatch.setattr(cpu, "_error", None)
-    bad = tmp_path / "bad.c"
-    bad.write_text("int f(void) { return undeclared_name; }\n")
-    monkeypatch.setattr(cpu, "SOURCE", bad)
+    cache, _ = _use_stub(monkeypatch, tmp_path, "int f(void) { return undeclared_name; }\n")
     assert not cpu.available()
     with pytest.raises(RuntimeError, match="undeclared_name"):
         cpu.load()
-    assert not any(p.name.endswith(".so") or p.name.endswith(".tmp") for p in tmp_path.iterdir())
-    monkeypatch.setattr(cpu, "_error", None)
+    assert not [p for p in cache.iterdir() if p.suffix in (".so", ".json", ".tmp")]
+    _reset(monkeypatch)
     monkeypatch.setattr(cpu.shutil, "which", lambda name: None)
-    with pytest.raises(RuntimeError, match="gcc"):
+    with pytest.raises(RuntimeError, match="needs gcc, which is not on PATH"):
         cpu.load()

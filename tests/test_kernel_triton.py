@@ -185,7 +185,7 @@ def _check(layout, basis, degree, clamp, dtype_name):
     gx, gcoef = tk.backward(x2d, gy2d, coef2d, A, B, SCALE, SHIFT, clamp, -1.0, 1.0)
     assert y.dtype == dtype and y.shape == x2d.shape
     assert gx.dtype == dtype and gx.shape == x2d.shape
-    assert gcoef.dtype == torch.float32 and gcoef.shape == (C, K)
+    assert gcoef.dtype == torch.float64 and gcoef.shape == (C, K)  # the registry's convention
 
     y_ref, gx_ref, gc_ref = _reference(x, gy, coef, basis, clamp)
     t, tol_y, tol_dp, tol_phi, ph = _bounds(x, coef, basis, clamp)
@@ -266,8 +266,10 @@ def test_need_gx_false_and_determinism():
     gx1, gc1 = tk.backward(_as2d(x, 3), _as2d(gy, 3), *args)
     gx2, gc2 = tk.backward(_as2d(x, 3), _as2d(gy, 3), *args)
     gx3, gc3 = tk.backward(_as2d(x, 3), _as2d(gy, 3), *args, need_gx=False)
+    gx4, gc4 = tk.backward(_as2d(x, 3), _as2d(gy, 3), *args, need_gcoef=False)
     assert torch.equal(gc1, gc2) and torch.equal(gx1, gx2)  # bitwise, run to run
     assert gx3 is None and torch.equal(gc1, gc3)
+    assert gc4 is None and torch.equal(gx1, gx4)
 
 
 @pytest.mark.parametrize("clamp", [False, True])
@@ -312,11 +314,12 @@ def test_empty():
     x = torch.empty(4, 0)
     assert tk.forward(x, coef, A, B, 1.0, 0.0, False, -1.0, 1.0).shape == (4, 0)
     gx, gc = tk.backward(x, x, coef, A, B, 1.0, 0.0, False, -1.0, 1.0)
-    assert gx.shape == (4, 0) and torch.equal(gc, torch.zeros(2, 3))
+    assert gx.shape == (4, 0) and torch.equal(gc, torch.zeros(2, 3, dtype=torch.float64))
 
 
 def test_available():
-    assert tk.available()
+    assert tk.available() and tk.unavailable_reason("cpu") is None
+    assert "CUDA" in tk.unavailable_reason("meta")
 
 
 def _bad_calls():

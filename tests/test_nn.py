@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from slaf_approx.fit import fit  # noqa: E402
-from slaf_approx.kernels import available_backends, slaf, slaf_reference  # noqa: E402
+from slaf_approx.kernels import available_backends, registry, slaf, slaf_reference  # noqa: E402
 from slaf_approx.kernels.reference import basis_values  # noqa: E402
 from slaf_approx.nn import SLAF  # noqa: E402
 
@@ -235,9 +235,14 @@ def test_bad_input():
 
 def test_triton_without_cuda_is_refused(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    with pytest.raises(ValueError, match="backend 'triton' needs a CUDA tensor"):
-        SLAF(3, backend="triton")(torch.randn(4))
-    with pytest.raises(ValueError, match="backend 'fused' takes float32 or float64, got torch.bfloat16"):
+    registry.forget()  # the choice for (triton, cpu) was remembered with the interpreter on
+    try:
+        with pytest.raises(ValueError, match="backend 'triton' cannot run here: it needs a CUDA tensor"):
+            SLAF(3, backend="triton")(torch.randn(4))
+    finally:
+        registry.forget()
+    with pytest.raises(ValueError, match="backend 'fused' cannot run here: it takes float32, float64, got "
+                                         "torch.bfloat16"):
         SLAF(3, backend="fused")(torch.randn(4).bfloat16())
 
 

@@ -1,88 +1,51 @@
 """The SLAF op y = sum_k coef[c, k] phi_k(scale * x + shift) and its backends.
 
+The backends are declared in :mod:`.registry` (name, devices, dtypes, availability, forward, backward):
+
 * ``reference`` — plain torch ops and autograd (:mod:`.reference`): the definition.
 * ``fused`` — CPU: one C pass forward (read x, write y), one pass backward (read x and grad_y, write
   grad_x, reduce the coefficient gradients in a fixed order) (:mod:`.cpu`, compiled with gcc on first use).
 * ``triton`` — CUDA (or CPU tensors under ``TRITON_INTERPRET=1``): the same two passes as Triton kernels
   (:mod:`.triton_kernels`).
+* ``auto`` — the fastest one available for x's device and dtype (see :func:`.registry.resolve`).
 
-The fused and Triton backends are one ``torch.library.custom_op`` with a fake (meta) implementation and
-an autograd formula, so ``torch.compile(fullgraph=True)`` sees them as single ops. Backward saves only x
-and the coefficients.
+How a call reaches a fused kernel:
+
+* eagerly without gradients, directly (the per-call cost is a few Python calls and one kernel call);
+* eagerly with gradients, through a thin ``torch.autograd.Function`` that saves only x and the coefficients;
+* under ``torch.compile``, through the ``torch.library.custom_op`` ``slaf_approx::slaf`` (with a fake
+  implementation and an autograd formula), so that the graph holds it as one node. The backend is resolved
+  outside the traced code (:func:`.registry.resolve` is a constant to dynamo), so a cold kernel cache builds
+  at trace time, not inside the graph.
+
+Backward under ``create_graph=True`` (double backward) goes through the reference's differentiable ops:
+the fused kernels compute first derivatives only.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 
 import torch
 
 from .reference import BASIS_CODES, recurrence, slaf_reference
+from .registry import NAMES as BACKENDS
+from .registry import REGISTRY, SlafBackendWarning, resolve
 
-BACKENDS = ("reference", "fused", "triton", "auto")
-_FUSED_DTYPES = (torch.float32, torch.float64)
-_TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
-__all__ = ["BACKENDS", "BASIS_CODES", "available_backends", "check_inputs", "resolve_backend", "slaf",
-           "slaf_reference"]
-
-
-def _cpu():
-    from . import cpu
-
-    return cpu
-
-
-def _triton():
-    from . import triton_kernels
-
-    return triton_kernels
-
-
-def _triton_usable(x: torch.Tensor) -> bool:
-    if not (x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"):
-        return False
-    try:
-        return _triton().available()
-    except ImportError:
-        return False
+__all__ = ["BACKENDS", "BASIS_CODES", "REGISTRY", "SlafBackendWarning", "available_backends", "check_inputs",
+           "resolve_backend", "slaf", "slaf_reference"]
 
 
 def available_backends(x: torch.Tensor) -> list[str]:
-    """The backends that can run on x's device and dtype."""
-    out = ["reference"]
-    if x.device.type == "cpu" and x.dtype in _FUSED_DTYPES and _cpu().available():
-        out.append("fused")
-    if x.dtype in _TRITON_DTYPES and _triton_usable(x):
-        out.append("triton")
-    return out
+    """The backends that can run on x's device and dtype, in registry order."""
+    from .registry import available
+
+    return available(x.device.type, x.dtype)
 
 
 def resolve_backend(backend: str, x: torch.Tensor) -> str:
-    """The concrete backend for x; ValueError naming what is allowed where the choice cannot run."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
-    if backend == "auto":
-        have = available_backends(x)
-        return "triton" if x.is_cuda and "triton" in have else ("fused" if "fused" in have else "reference")
-    if backend == "fused":
-        if x.device.type != "cpu":
-            raise ValueError(f"backend 'fused' runs on CPU tensors, got device {x.device}; "
-                             "use 'triton' or 'auto' on CUDA")
-        if x.dtype not in _FUSED_DTYPES:
-            raise ValueError(f"backend 'fused' takes float32 or float64, got {x.dtype}; use 'reference'")
-        if not _cpu().available():
-            raise ValueError(f"backend 'fused' is unavailable: {_cpu().unavailable_reason()}")
-    if backend == "triton":
-        if not (x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"):
-            raise ValueError(f"backend 'triton' needs a CUDA tensor (or TRITON_INTERPRET=1 to run the "
-                             f"interpreter on CPU), got device {x.device}")
-        if x.dtype not in _TRITON_DTYPES:
-            raise ValueError(f"backend 'triton' takes float32, float16 or bfloat16, got {x.dtype}")
-        if not _triton_usable(x):
-            raise ValueError("backend 'triton' is unavailable: triton is not installed")
-    return backend
+    """The concrete backend for x; ValueError naming what is allowed, or why the choice cannot run."""
+    return resolve(backend, x.device.type, x.dtype)
 
 
 def check_inputs(x: torch.Tensor, coef: torch.Tensor, basis: str) -> None:
@@ -104,7 +67,7 @@ def check_inputs(x: torch.Tensor, coef: torch.Tensor, basis: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------
-# The custom op: layout, dtype and dispatch between the C and Triton kernels
+# Layout, dtype and dispatch to a registered backend
 # ----------------------------------------------------------------------------------------------------
 def _layout(x: torch.Tensor, coef: torch.Tensor):
     """x as contiguous [rows, S] with row r using channel r % C, and coef as [C, K]."""
@@ -115,29 +78,74 @@ def _layout(x: torch.Tensor, coef: torch.Tensor):
     return xc.view(rows, x.numel() // rows if rows else 0), coef
 
 
-def _compute_dtype(impl: str, x: torch.Tensor) -> torch.dtype:
-    return x.dtype if impl == "fused" else torch.float32
-
-
 @functools.cache
-def _recurrence(basis: str, K: int, dtype, device):
-    """The recurrence arrays on the kernel's device, built once per (basis, K, dtype, device)."""
+def _plan(impl: str, basis: str, K: int, dtype: torch.dtype, device: torch.device):
+    """(backend, compute dtype, A, B): what a call needs besides its tensors, once per combination (the
+    per-call cost matters at small sizes)."""
+    be = REGISTRY[impl]
+    dt = be.compute(dtype)
     A, B = recurrence(basis, K)
-    return (torch.tensor(A, dtype=dtype, device=device), torch.tensor(B, dtype=dtype, device=device))
+    return be, dt, torch.tensor(A, dtype=dt, device=device), torch.tensor(B, dtype=dt, device=device)
 
 
+def _prepare(x, coef, basis, impl):
+    """(backend, x2d, coef2d in the compute dtype, A, B)."""
+    be, dt, A, B = _plan(impl, basis, coef.shape[-1], x.dtype, x.device)
+    x2, c2 = _layout(x, coef)
+    return be, x2, c2.to(dt).contiguous(), A, B
+
+
+def _forward(x, coef, basis, scale, shift, clamp, tlo, thi, impl):
+    be, x2, c2, A, B = _prepare(x, coef, basis, impl)
+    return be.forward(x2, c2, A, B, scale, shift, clamp, tlo, thi).view(x.shape)
+
+
+def _backward(grad, x, coef, basis, scale, shift, clamp, tlo, thi, impl, need_gx, need_gc):
+    """(grad_x or None, grad_coef or None) in x's and coef's dtypes.
+
+    Under create_graph (grad mode on inside backward) the gradients are computed by the reference's
+    differentiable ops, so that they can be differentiated again; otherwise by the backend's kernel.
+    """
+    if torch.is_grad_enabled():
+        return _differentiable_backward(grad, x, coef, basis, scale, shift, clamp, tlo, thi, need_gx, need_gc)
+    be, x2, c2, A, B = _prepare(x, coef, basis, impl)
+    g2 = grad.contiguous().view(x2.shape).to(x2.dtype)
+    gx, gc = be.backward(x2, g2, c2, A, B, scale, shift, clamp, tlo, thi, need_gx, need_gc)
+    return (gx.view(x.shape) if need_gx else None), (gc.view(coef.shape).to(coef.dtype) if need_gc else None)
+
+
+def _differentiable_backward(grad, x, coef, basis, scale, shift, clamp, tlo, thi, need_gx, need_gc):
+    want = [t for t, need in ((x, need_gx), (coef, need_gc)) if need]
+    if not want:
+        return None, None
+    y = slaf_reference(x, coef, basis, scale, shift, clamp, tlo, thi)
+    grads = list(torch.autograd.grad(y, want, grad, create_graph=True, allow_unused=True))
+    return (grads.pop(0) if need_gx else None), (grads.pop(0) if need_gc else None)
+
+
+class _SlafFunction(torch.autograd.Function):
+    """The eager autograd path: saves x and the coefficients, nothing of x's size besides x."""
+
+    @staticmethod
+    def forward(ctx, x, coef, basis, scale, shift, clamp, tlo, thi, impl):
+        ctx.save_for_backward(x, coef)
+        ctx.args = (basis, scale, shift, clamp, tlo, thi, impl)
+        return _forward(x, coef, basis, scale, shift, clamp, tlo, thi, impl)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, coef = ctx.saved_tensors
+        gx, gc = _backward(grad, x, coef, *ctx.args, *ctx.needs_input_grad[:2])
+        return gx, gc, None, None, None, None, None, None, None
+
+
+# ----------------------------------------------------------------------------------------------------
+# The custom op: what torch.compile sees (one node, a fake implementation, an autograd formula)
+# ----------------------------------------------------------------------------------------------------
 @torch.library.custom_op("slaf_approx::slaf", mutates_args=())
 def _slaf_op(x: torch.Tensor, coef: torch.Tensor, basis: str, scale: float, shift: float, clamp: bool,
              tlo: float, thi: float, impl: str) -> torch.Tensor:
-    x2, c2 = _layout(x, coef)
-    dt = _compute_dtype(impl, x)
-    A, B = _recurrence(basis, c2.shape[1], dt, x.device)
-    args = (c2.to(dt).contiguous(), A, B, scale, shift, clamp, tlo, thi)
-    if impl == "fused":
-        y = _cpu().forward(x2, *args)
-    else:
-        y = _triton().forward(x2, *args)
-    return y.view(x.shape).to(x.dtype)
+    return _forward(x, coef, basis, scale, shift, clamp, tlo, thi, impl)
 
 
 @_slaf_op.register_fake
@@ -150,18 +158,8 @@ def _slaf_backward_op(grad: torch.Tensor, x: torch.Tensor, coef: torch.Tensor, b
                       shift: float, clamp: bool, tlo: float, thi: float, impl: str, need_gx: bool,
                       need_gc: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(grad_x, grad_coef); a gradient nobody needs is skipped and returned as an empty tensor."""
-    x2, c2 = _layout(x, coef)
-    g2 = grad.contiguous().view(x2.shape)
-    dt = _compute_dtype(impl, x)
-    A, B = _recurrence(basis, c2.shape[1], dt, x.device)
-    args = (c2.to(dt).contiguous(), A, B, scale, shift, clamp, tlo, thi)
-    if impl == "fused":
-        gx, gc = _cpu().backward(x2, g2, *args, need_gx=need_gx, need_gcoef=need_gc)
-    else:  # the Triton backward always produces the coefficient partial sums
-        gx, gc = _triton().backward(x2, g2, *args, need_gx=need_gx)
-    gx = gx.view(x.shape).to(x.dtype) if need_gx else x.new_empty(0)
-    gc = gc.view(coef.shape).to(coef.dtype) if need_gc else coef.new_empty(0)
-    return gx, gc
+    gx, gc = _backward(grad, x, coef, basis, scale, shift, clamp, tlo, thi, impl, need_gx, need_gc)
+    return (gx if need_gx else x.new_empty(0)), (gc if need_gc else coef.new_empty(0))
 
 
 @_slaf_backward_op.register_fake
@@ -176,14 +174,17 @@ def _setup_context(ctx, inputs, output):
     ctx.rest = rest
 
 
-def _backward(ctx, grad):
+def _op_backward(ctx, grad):
     x, coef = ctx.saved_tensors
     need_gx, need_gc = ctx.needs_input_grad[:2]
-    gx, gc = _slaf_backward_op(grad, x, coef, *ctx.rest, need_gx, need_gc)
+    if torch.is_grad_enabled():
+        gx, gc = _differentiable_backward(grad, x, coef, *ctx.rest[:-1], need_gx, need_gc)
+    else:
+        gx, gc = _slaf_backward_op(grad, x, coef, *ctx.rest, need_gx, need_gc)
     return (gx if need_gx else None, gc if need_gc else None, None, None, None, None, None, None, None)
 
 
-_slaf_op.register_autograd(_backward, setup_context=_setup_context)
+_slaf_op.register_autograd(_op_backward, setup_context=_setup_context)
 
 
 def slaf(x: torch.Tensor, coef: torch.Tensor, basis: str = "chebyshev", scale: float = 1.0,
@@ -194,7 +195,12 @@ def slaf(x: torch.Tensor, coef: torch.Tensor, basis: str = "chebyshev", scale: f
     `coef` is [K] (shared) or [C, K] (per channel, applied along dim 1 of x).
     """
     check_inputs(x, coef, basis)
-    impl = resolve_backend(backend, x)
-    if impl == "reference":
+    impl = resolve(backend, x.device.type, x.dtype)
+    if REGISTRY[impl].autograd:
         return slaf_reference(x, coef, basis, scale, shift, clamp, tlo, thi)
-    return _slaf_op(x, coef, basis, float(scale), float(shift), bool(clamp), float(tlo), float(thi), impl)
+    args = (basis, float(scale), float(shift), bool(clamp), float(tlo), float(thi), impl)
+    if torch.compiler.is_compiling():
+        return _slaf_op(x, coef, *args)
+    if torch.is_grad_enabled() and (x.requires_grad or coef.requires_grad):
+        return _SlafFunction.apply(x, coef, *args)
+    return _forward(x, coef, *args)

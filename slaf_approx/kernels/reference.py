@@ -59,3 +59,47 @@ def slaf_reference(x: torch.Tensor, coef: torch.Tensor, basis: str, scale: float
     shape = [1] * x.dim()
     shape[1] = coef.shape[0]
     return sum(coef[:, k].reshape(shape) * phi[k] for k in range(K))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The reference as a backend (kernels/registry.py): the common [rows, S] signature of the fused kernels.
+# ----------------------------------------------------------------------------------------------------
+def unavailable_reason(device_type: str) -> str | None:
+    """Plain torch ops run on every device."""
+    return None
+
+
+def forward(x2d: torch.Tensor, coef: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scale: float,
+            shift: float, clamp: bool, tlo: float, thi: float) -> torch.Tensor:
+    """The [rows, S] layout of the kernels (row r uses coefficient row r % C), by the recurrence A, B."""
+    C, K = coef.shape
+    x3 = x2d.reshape(x2d.shape[0] // C, C, x2d.shape[1])
+    t = x3 * scale + shift
+    if clamp:
+        t = torch.clamp(t, tlo, thi)
+    a, b = A.tolist(), B.tolist()
+    phi = [torch.ones_like(t)]
+    if K > 1:
+        phi.append(a[0] * t)
+    for k in range(1, K - 1):
+        phi.append(a[k] * t * phi[k] - b[k] * phi[k - 1])
+    return sum(coef[:, k].reshape(1, C, 1) * phi[k] for k in range(K)).reshape(x2d.shape)
+
+
+def backward(x2d: torch.Tensor, gy2d: torch.Tensor, coef: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+             scale: float, shift: float, clamp: bool, tlo: float, thi: float, need_gx: bool,
+             need_gcoef: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(gx or None, gcoef float64 or None) by autograd through :func:`forward`."""
+    with torch.enable_grad():
+        x = x2d.detach().requires_grad_(need_gx)
+        c = coef.detach().requires_grad_(need_gcoef)
+        want = [t for t, need in ((x, need_gx), (c, need_gcoef)) if need]
+        if not want:
+            return None, None
+        y = forward(x, c, A, B, scale, shift, clamp, tlo, thi)
+        grads = list(torch.autograd.grad(y, want, gy2d, allow_unused=True))
+    gx = (grads.pop(0) if need_gx else None)
+    gx = torch.zeros_like(x2d) if need_gx and gx is None else gx  # degree 0: y does not depend on x
+    gc = grads.pop(0).double() if need_gcoef else None
+    return gx, gc
+

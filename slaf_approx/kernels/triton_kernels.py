@@ -266,6 +266,19 @@ def available() -> bool:
     return _HAVE_TRITON and (torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1")
 
 
+def unavailable_reason(device_type: str) -> str | None:
+    """None when the kernels run on tensors of `device_type` here, else why not (the backend registry's
+    availability hook)."""
+    if device_type != "cuda" and not (device_type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1"):
+        return (f"it needs a CUDA tensor (or TRITON_INTERPRET=1 to run the interpreter on CPU), "
+                f"got device type {device_type!r}")
+    if not _HAVE_TRITON:
+        return "triton is not installed"
+    if device_type == "cuda" and not torch.cuda.is_available():
+        return "no CUDA device is available"
+    return None
+
+
 def _pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
@@ -374,14 +387,17 @@ def forward(x2d: torch.Tensor, coef: torch.Tensor, A: torch.Tensor, B: torch.Ten
 
 
 def backward(x2d: torch.Tensor, gy2d: torch.Tensor, coef: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
-             scale: float, shift: float, clamp: bool, tlo: float, thi: float,
-             need_gx: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """(gx2d or None, gcoef float32 [C, K]) for the upstream gradient gy2d (same shape and dtype as x2d)."""
+             scale: float, shift: float, clamp: bool, tlo: float, thi: float, need_gx: bool = True,
+             need_gcoef: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(gx2d or None, gcoef float64 [C, K] or None) for the upstream gradient gy2d (same shape and dtype as
+    x2d). The kernel writes float32 partial sums of gcoef; they are added in float64, the convention of every
+    backend. Without need_gcoef the partials are still written (the kernel has one backward variant for
+    them) but not reduced."""
     C, K, scale, shift, tlo, thi = _validate(x2d, coef, A, B, scale, shift, clamp, tlo, thi, gy2d)
     rows, S = x2d.shape
     gx = torch.empty_like(x2d) if need_gx else None
-    if x2d.numel() == 0:
-        return gx, torch.zeros(C, K, dtype=torch.float32, device=x2d.device)
+    if x2d.numel() == 0 or not (need_gx or need_gcoef):
+        return gx, torch.zeros(C, K, dtype=torch.float64, device=x2d.device) if need_gcoef else None
     cuda = x2d.is_cuda
     plan = _plan(rows, S, C, CUDA_BWD_TILE if cuda else INTERP_TILE, cuda)
     NR, NC, BR, BC = plan["NR"], plan["NC"], plan["BR"], plan["BC"]
@@ -393,7 +409,10 @@ def backward(x2d: torch.Tensor, gy2d: torch.Tensor, coef: torch.Tensor, A: torch
         x2d, gy2d, gx if need_gx else x2d, part, coef, A, B, NR, NC, C, S, scale, shift, tlo, thi,
         K=K, CLAMP=clamp, NEED_GX=need_gx, PER_ROW=plan["per_row"], EVEN=plan["even"], BR=BR, BC=BC,
         **_launch_options(plan, cuda, CUDA_BWD_WARPS))
-    # fixed-shape reductions, then group by channel
+    if not need_gcoef:
+        return gx, None
+    # fixed-shape reductions in float64, then group by channel
+    part = part.double()
     if plan["per_row"]:
         gcoef = part.sum(dim=1).view(rows // C, C, K).sum(dim=0)
     else:

@@ -22,9 +22,6 @@ PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", TEXT, flags=re.S)
 SH_BLOCKS = re.findall(r"```sh\n(.*?)```", TEXT, flags=re.S)
 #: calling a torch.compile'd SLAF fails today: dynamo traces kernels.resolve_backend into the CPU kernel's
 #: build lock ("Unsupported context manager"). Issue 9 fixes it; strict, so this fails once it works.
-COMPILE_BUG = "torch.compile'd SLAF fails on its first call (dynamo traces the CPU kernel's lock; issue 9)"
-
-
 def _commands() -> list[str]:
     """Every README command line that starts with `slaf-approx`, comments dropped."""
     lines = [line for block in SH_BLOCKS for line in block.splitlines()]
@@ -39,8 +36,7 @@ def _commands() -> list[str]:
 
 def _block_params():
     for i, block in enumerate(PYTHON_BLOCKS):
-        marks = [pytest.mark.xfail(strict=True, reason=COMPILE_BUG)] if "torch.compile" in block else []
-        yield pytest.param(block, id=f"block{i}", marks=marks)
+        yield pytest.param(block, id=f"block{i}")
 
 
 def test_the_readme_has_examples():

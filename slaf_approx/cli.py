@@ -91,19 +91,25 @@ def cmd_fit(args) -> int:
         extra["tol"] = args.tol
     rec = fit(args.target, args.degree, args.method, args.basis, args.interval, variable=args.variable,
               params=_params(args.param), weight=args.weight, steps=args.steps, optimizer=args.optimizer,
-              seed=args.seed, **extra)
+              seed=args.seed, error=args.error, pin=args.pin or (), parity=args.parity, **extra)
     if args.json:
         d = rec.to_dict()
         print(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                           for k, v in d.items()}))
         return 0
-    for k in ("target", "method", "basis", "variable", "degree", "lo", "hi", "max_error", "rms_error",
-              "levelled_error", "iterations", "converged", "note", "condition_number", "seconds"):
-        print(f"{k:>16}: {_fmt(getattr(rec, k))}")
-    print(f"{'coefficients':>16}: " + " ".join(f"{c:.17g}" for c in rec.coefficients))
+    shown = ["target", "method", "basis", "variable", "degree", "lo", "hi", "max_error", "rms_error",
+             "levelled_error", "iterations", "converged", "note", "condition_number", "seconds"]
+    if rec.error_kind != "absolute" or rec.weight != "uniform":
+        shown[shown.index("levelled_error"):shown.index("levelled_error")] = ["error_kind", "weight",
+                                                                             "weighted_max_error"]
+    if rec.pin or rec.parity:
+        shown[shown.index("note"):shown.index("note")] = ["pin", "parity"]
+    for k in shown:
+        print(f"{k:>18}: {_fmt(getattr(rec, k))}")
+    print(f"{'coefficients':>18}: " + " ".join(f"{c:.17g}" for c in rec.coefficients))
     if rec.form:
-        print(f"{'denominator':>16}: " + " ".join(f"{c:.17g}" for c in rec.denominator))
-        print(f"{'form':>16}: {rec.form}")
+        print(f"{'denominator':>18}: " + " ".join(f"{c:.17g}" for c in rec.denominator))
+        print(f"{'form':>18}: {rec.form}")
     return 0
 
 
@@ -319,6 +325,7 @@ def _bench_finish(args, kb, runs, budgets, out: Path, comparison: str | None = N
 def build_parser() -> argparse.ArgumentParser:
     from .bases import BASES, VARIABLES
     from .fit import ALL_METHODS, METHODS, OPTIMIZERS
+    from .problem import ERROR_KINDS, PARITIES
     from .rational import FORMS
 
     p = _Parser(prog="slaf-approx", description="Approximation benchmarks for self-learnable activations.")
@@ -338,7 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="power basis: raw x (default, the paper's form) or mapped t")
     f.add_argument("--interval", nargs=2, type=float, metavar=("LO", "HI"), default=(-3.0, 3.0))
     f.add_argument("--param", action="append", metavar="NAME=VALUE", help="target parameter, e.g. beta=2")
-    f.add_argument("--weight", default="uniform", help="lstsq weight: uniform, normal or normal:SIGMA")
+    f.add_argument("--weight", default="uniform",
+                   help="uniform, normal or normal:SIGMA (lstsq: the measure; minimax: max |w (f - p)|)")
+    f.add_argument("--error", choices=ERROR_KINDS, default="absolute",
+                   help="minimax: the error minimised, f - p or (f - p)/f (simple zeros of f are pinned)")
+    f.add_argument("--pin", type=float, action="append", metavar="X",
+                   help="impose p(X) = f(X) (lstsq, minimax; repeatable), e.g. --pin 0 for SLAF(0) = f(0)")
+    f.add_argument("--parity", choices=PARITIES, default=None,
+                   help="force an even or odd fit (lstsq, minimax; an interval symmetric about 0)")
     f.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     f.add_argument("--steps", type=int, default=2000)
     f.add_argument("--seed", type=int, default=0)

@@ -30,7 +30,7 @@ from .fit import (
 
 #: CSV columns: every record field but the (long) gradient history, which stays in the JSON Lines file
 CSV_FIELDS = [f for f in FitRecord.__dataclass_fields__ if f != "history"]
-JSON_FIELDS = ("coefficients", "params", "denominator")
+JSON_FIELDS = ("coefficients", "params", "denominator", "pin")
 
 DEFAULT_SUITE = dict(
     targets=("relu", "gelu", "swish", "tanh"),
@@ -119,8 +119,8 @@ def write_table(records: Sequence[FitRecord | dict], stem: str | Path) -> tuple[
 
 _INT = ("degree", "iterations")
 _FLOAT = ("lo", "hi", "max_error", "rms_error", "levelled_error", "seconds", "condition_number",
-          "max_error_at", "gap")
-_JSON = {"coefficients": list, "params": dict, "history": list, "denominator": list}
+          "max_error_at", "gap", "weighted_max_error")
+_JSON = {"coefficients": list, "params": dict, "history": list, "denominator": list, "pin": list}
 
 
 def _float(v) -> float:
@@ -155,7 +155,7 @@ def normalise_row(row) -> dict:
             v = json.loads(v) if v.strip() else kind()
         if v is None:
             v = kind()
-        if k in r or k not in ("history", "denominator"):
+        if k in r or k not in ("history", "denominator", "pin"):
             r[k] = kind(v)
     r["coefficients"] = [_float(c) for c in r["coefficients"]]
     if "denominator" in r:
@@ -167,7 +167,7 @@ def normalise_row(row) -> dict:
         if k in r:
             r[k] = _float(r[k])
     r["converged"] = _bool(r.get("converged", True))
-    for k in ("target", "basis", "variable", "method", "note", "weight", "form"):
+    for k in ("target", "basis", "variable", "method", "note", "weight", "form", "error_kind", "parity"):
         if k in r:
             r[k] = "" if r[k] is None else str(r[k])
     r.setdefault("variable", "mapped")

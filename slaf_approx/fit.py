@@ -251,6 +251,12 @@ def certify_minimax(problem: FitProblem, coef: np.ndarray, degree: int, rtol: fl
         return
     scale = problem.weight_scale()
     rounding = 4 * (degree + 2) * EPS * scale  # remez's floor
+    if problem.zeros:
+        # relative error next to a zero x0 of f: p from its coefficients carries an absolute rounding error
+        # ~ (n + 2) eps sum |c_k phi_k|, and w = 1/|f| is largest at the exchange's distance from x0
+        x = problem.off_zeros(np.r_[np.linspace(problem.lo, problem.hi, 129), problem.zeros])
+        terms = np.abs(problem.basis.vander(problem.argument(x), degree) * coef).sum(1)
+        rounding += (degree + 2) * EPS * float(np.max(problem.sup_weight(x) * terms))
     if emax - h > rtol * emax + rounding:
         out["converged"] = False
         out["note"] = "; ".join(s for s in (out.get("note", ""), (
@@ -497,7 +503,8 @@ def fit_degrees(target, degrees, method: str = "lstsq", basis: str = DEFAULT_BAS
 
 
 def fit_tol(target, tol: float, method: str = "lstsq", max_degree: int = MAX_DEGREE, **kwargs) -> FitRecord:
-    """The fit of the lowest degree <= max_degree whose max error is <= tol (lstsq or minimax).
+    """The fit of the lowest degree <= max_degree whose max error is <= tol (lstsq or minimax; a weighted or
+    relative-error minimax fit: its weighted_max_error).
 
     Like chebfun's constructor, but certified by the exact max error: degrees 1, 2, 4, ... are tried until
     one meets tol, then the degree is bisected between the last that failed and the first that met it
@@ -521,20 +528,24 @@ def fit_tol(target, tol: float, method: str = "lstsq", max_degree: int = MAX_DEG
             tried[d] = fit_degrees(problem, [d], method, **kwargs)[0]
         return tried[d]
 
+    def err(rec: FitRecord) -> float:  # a weighted or relative minimax fit: tol bounds its own norm
+        return rec.weighted_max_error if math.isfinite(rec.weighted_max_error) else rec.max_error
+
     lo, hi = -1, 0
-    while at(hi).max_error > tol:  # doubling: 0, 1, 2, 4, ... max_degree
+    while err(at(hi)) > tol:  # doubling: 0, 1, 2, 4, ... max_degree
         if hi == max_degree:
             raise ValueError(f"tol {tol:g} not reached by degree {max_degree} ({method}): the best max error "
-                             f"there is {at(hi).max_error:.3g}")
+                             f"there is {err(at(hi)):.3g}")
         lo, hi = hi, min(max_degree, max(1, 2 * hi))
     while hi - lo > 1:  # bisection: at(lo) misses tol (or lo = -1), at(hi) meets it
         mid = (lo + hi) // 2
-        if at(mid).max_error <= tol:
+        if err(at(mid)) <= tol:
             hi = mid
         else:
             lo = mid
     rec = at(hi)
-    found = (f"degree {hi} chosen by tol {tol:g}: the lowest with max error <= tol "
+    kind = "max error" if not math.isfinite(rec.weighted_max_error) or problem.plain else "weighted max error"
+    found = (f"degree {hi} chosen by tol {tol:g}: the lowest with {kind} <= tol "
              f"({len(tried)} degrees tried, doubling then bisection)")
     rec.note = "; ".join(s for s in (rec.note, found) if s)
     return rec

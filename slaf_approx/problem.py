@@ -336,10 +336,11 @@ class FitProblem:
 
     def weight_scale(self) -> float:
         """max |w f| on a grid off the zeros: the size of the weighted errors' rounding noise per ulp."""
-        x = self._off_zeros(np.linspace(self.lo, self.hi, 129))
+        x = self.off_zeros(np.linspace(self.lo, self.hi, 129))
         return float(np.max(np.abs(self.sup_weight(x) * self.f(x))))
 
-    def _off_zeros(self, x) -> np.ndarray:
+    def off_zeros(self, x) -> np.ndarray:
+        """x with points next to a zero of f moved to the exchange's distance from it (see remez.HOLE)."""
         from .remez import HOLE, clear_of
 
         return clear_of(x, self.zeros, HOLE * 0.5 * (self.hi - self.lo))
@@ -350,7 +351,7 @@ class FitProblem:
         lo, hi = self.interval
 
         def e(x):
-            x = self._off_zeros(x)
+            x = self.off_zeros(x)
             return self.sup_weight(x) * (self.f(x) - g(x))
 
         xs, es = norms.signed_extrema(e, norms.breakpoints(lo, hi, self.breaks), norms.grid_size(g.degree))

@@ -138,6 +138,9 @@ def _remez_core(g: Callable, cols: Callable, nfun: int, ref: np.ndarray, edges: 
     history = []
     best, gap = None, np.inf
     signs = (-1.0) ** np.arange(nfun + 1)
+    # a weighted exchange's max error need not fall at every step far from the optimum: it may rise a few
+    # times before the reference settles (the classical one stops at the first rise, always rounding noise)
+    patience, worse = (0 if weight is None else 3), 0
     for it in range(1, maxiter + 1):
         ref = at(ref)
         A = np.column_stack([cols(ref)[:, :nfun], signs if weight is None else signs / weight(ref)])
@@ -147,11 +150,14 @@ def _remez_core(g: Callable, cols: Callable, nfun: int, ref: np.ndarray, edges: 
         emax = float(np.max(np.abs(es)))
         history.append((h, emax))
         if best is not None and emax > best[2]:
-            # exchanging on rounding noise made things worse: keep the best iterate
-            b, h, emax = best
-            ok = emax - h <= floor
-            return b, h, emax, it, ok, "resolution-limited" if ok else "stalled", history
-        best = (b, h, emax)
+            worse += 1
+            if worse > patience or best[2] - best[1] <= floor:
+                # exchanging on rounding noise made things worse: keep the best iterate
+                b, h, emax = best
+                ok = emax - h <= floor
+                return b, h, emax, it, ok, "resolution-limited" if ok else "stalled", history
+        else:
+            best = (b, h, emax)
         if emax - h <= rtol * emax:
             # at the rounding floor the certificate holds only to rounding: say so, as below
             return b, h, emax, it, True, "resolution-limited" if emax <= floor else "", history
@@ -208,6 +214,31 @@ def _even(w: Callable, holes) -> bool:
     return bool(np.all(np.abs(a - b) <= 16 * EPS * np.maximum(np.abs(a), np.abs(b))))
 
 
+def _start(G: Callable, cols: Callable, nfun: int, sw: Callable, holes, edges, degree: int,
+           fallback: np.ndarray):
+    """The first reference of a weighted exchange: the alternating extrema of the weighted least-squares
+    error on a dense grid (and that solution, and its weighted max error).
+
+    Chebyshev points ignore the weight: where it is small (near a pin, where it vanishes, or in a normal
+    density's tails) the levelled error of such a reference is ~0 and the exchange can stall there; the
+    least-squares error already nearly equioscillates in the weighted norm."""
+    if nfun == 0:
+        return fallback, np.zeros(0), np.inf
+    m = 4 * degree + 64  # Chebyshev points per panel: resolve the least-squares error's oscillation
+    u = 0.5 - 0.5 * np.cos(np.pi * (np.arange(m) + 0.5) / m)
+    t = clear_of((edges[:-1, None] + (edges[1:] - edges[:-1])[:, None] * u).ravel(), holes, HOLE)
+    s = sw(t)
+    b = np.linalg.lstsq(cols(t)[:, :nfun] * s[:, None], G(t) * s, rcond=None)[0]
+
+    def err(z):
+        z = clear_of(z, holes, HOLE)
+        return sw(z) * (G(z) - cols(z)[:, :nfun] @ b)
+
+    xs, es = signed_extrema(err, edges, grid_size(degree))
+    idx = alternating_window(xs, es, nfun + 1)
+    return (fallback if idx is None else xs[idx]), b, float(np.max(np.abs(es)))
+
+
 def remez_constrained(f: Callable, degree: int, kinks_t=(), *, weight: Callable | None = None, pins_t=(),
                       holes_t=(), parity: str | None = None, rtol: float = 1e-9, maxiter: int = 60,
                       scale: float | None = None) -> RemezResult:
@@ -256,7 +287,7 @@ def remez_constrained(f: Callable, degree: int, kinks_t=(), *, weight: Callable 
         holes = np.unique(np.abs(holes))
     idx = np.arange(first, n + 1, step)
     k = len(roots)
-    if k >= len(idx):
+    if k and k >= len(idx):
         raise ValueError(f"{k} pin(s) leave no free coefficient at degree {n} (at most {len(idx) - 1} here)")
     # P: prod (t - r) on [-1, 1], prod (t**2 - r**2) = prod ((T_2 + 1)/2 - r**2) on [0, 1] (exactly even)
     pc = np.ones(1)
@@ -266,7 +297,7 @@ def remez_constrained(f: Callable, degree: int, kinks_t=(), *, weight: Callable 
     if k:
         lc[idx[:k]] = np.linalg.solve(C.chebvander(roots, n)[:, idx[:k]], g(roots))
     qidx = idx[: len(idx) - k]  # q's basis functions: degree n - (deg P)
-    nq = int(qidx[-1])
+    nq = int(qidx[-1]) if len(qidx) else 0  # none: an odd target at degree 0, whose best is p = 0
 
     def G(t):
         return g(t) - C.chebval(t, lc)
@@ -283,8 +314,16 @@ def remez_constrained(f: Callable, degree: int, kinks_t=(), *, weight: Callable 
     else:
         ref = np.cos(np.pi * np.arange(nfun, -1, -1) / (2 * nfun + first))
     edges = np.unique(np.r_[lo, kinks if step == 1 else np.abs(kinks), 1.0])
-    b, h, emax, it, conv, note, hist = _remez_core(
-        G, cols, nfun, ref, edges, n, rtol, maxiter, weight=sw, holes=holes, scale=scale)
+    ref, b, emax = _start(G, cols, nfun, sw, holes, edges, n, ref)
+    if scale is None:
+        scale = float(np.max(np.abs(sw(clear_of(np.linspace(lo, 1.0, 129), holes, HOLE)) * g(
+            clear_of(np.linspace(lo, 1.0, 129), holes, HOLE)))))
+    if emax <= 4 * (n + 2) * EPS * max(scale, np.finfo(float).tiny):
+        # f is in the space to rounding (the exchange would only chase rounding noise): E = 0 <= emax
+        h, it, conv, note, hist = 0.0, 1, True, "resolution-limited", [(0.0, emax)]
+    else:
+        b, h, emax, it, conv, note, hist = _remez_core(
+            G, cols, nfun, ref, edges, n, rtol, maxiter, weight=sw, holes=holes, scale=scale)
     qc = np.zeros(nq + 1)
     qc[qidx] = b
     c = fixed + lc

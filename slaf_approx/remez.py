@@ -146,6 +146,12 @@ def _remez_core(g: Callable, cols: Callable, nfun: int, ref: np.ndarray, edges: 
         A = np.column_stack([cols(ref)[:, :nfun], signs if weight is None else signs / weight(ref)])
         sol = np.linalg.solve(A, g(ref))
         b, h = sol[:nfun], abs(sol[nfun])
+        if weight is not None:
+            # the weighted error's own rounding: |w| (|g| + sum |b_j col_j|), which exceeds |w g| where the
+            # columns cancel (relative error near a zero of f, large coefficients)
+            tg = at(np.linspace(edges[0], edges[-1], 257))
+            noise = np.abs(weight(tg)) * (np.abs(g(tg)) + np.abs(cols(tg)[:, :nfun]) @ np.abs(b))
+            floor = max(floor, 4 * (degree + 2) * EPS * float(np.max(noise)))
         xs, es = signed_extrema(lambda t, b=b: err(t, b), edges, grid_size(degree))
         emax = float(np.max(np.abs(es)))
         history.append((h, emax))

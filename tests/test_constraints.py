@@ -276,3 +276,41 @@ def test_cli_fit_takes_error_pin_and_parity(capsys):
     assert cli.main(["fit", "gelu", "-n", "6", "--pin", "7"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pin 7.0 is not inside the interval" in err, err
+
+
+# --- an independent solver -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, n, kwargs", [
+    ("gelu", 8, dict(pin=[-2.2, 0.0, 1.3])),  # asymmetric pins on a symmetric target: no half-interval
+    ("tanh", 7, dict(error="relative")),
+    ("gelu", 6, dict(weight="normal:1")),
+    ("tanh", 5, dict(pin=[0.5], weight="normal:0.8")),
+    ("swish", 6, dict(error="relative", pin=[2.0])),
+])
+def test_constrained_minimax_agrees_with_a_linear_program(name, n, kwargs):
+    # The discretised problem min E s.t. |w_i (f_i - p(x_i))| <= E on a grid, p(X) = f(X) at the pins,
+    # solved as a linear program (scipy's HiGHS), is independent of the exchange: its optimum E_grid is at
+    # most the true E_w, so E_grid <= weighted_max_error; and on a dense grid it is close to E_w >= h.
+    from scipy.optimize import linprog
+
+    r = fit(name, n, "minimax", "chebyshev", (-3.0, 3.0), **kwargs)
+    p = FitProblem.make(name, **{k: v for k, v in kwargs.items() if k == "weight"})
+    x = np.linspace(-3.0, 3.0, 6000)  # an even count: no grid point at 0, where (f - p)/f is 0/0
+    x = x[np.abs(x[:, None] - np.asarray(r.pin)[None, :]).min(1) > 1e-9] if r.pin else x
+    w = p.weights(x) / (np.abs(p.f(x)) if kwargs.get("error") == "relative" else 1.0)
+    V = np.polynomial.chebyshev.chebvander(to_mapped(x, -3.0, 3.0), n)
+    fx = p.f(x)
+    # variables (c_0 .. c_n, E): minimise E with  w (f - V c) <= E  and  -w (f - V c) <= E
+    A = np.block([[-w[:, None] * V, -np.ones((len(x), 1))], [w[:, None] * V, -np.ones((len(x), 1))]])
+    b = np.r_[-w * fx, w * fx]
+    eq = {}
+    if r.pin:
+        X = np.asarray(r.pin)
+        VX = np.polynomial.chebyshev.chebvander(to_mapped(X, -3.0, 3.0), n)
+        eq = dict(A_eq=np.c_[VX, np.zeros(len(X))], b_eq=p.f(X))
+    lp = linprog(np.r_[np.zeros(n + 1), 1.0], A_ub=A, b_ub=b, bounds=[(None, None)] * (n + 2), **eq,
+                 method="highs")
+    assert lp.status == 0, lp.message
+    e_grid = lp.x[-1]
+    assert e_grid <= r.weighted_max_error * (1 + 1e-7), (e_grid, r.weighted_max_error)
+    assert e_grid >= r.levelled_error * (1 - 1e-4), (e_grid, r.levelled_error)

@@ -2,8 +2,10 @@
 
 A :class:`FitProblem` is everything a fitting method needs to know besides the degree: the target (a
 catalogue :class:`~slaf_approx.targets.Target` or any numpy-vectorised Python callable), the basis, the
-variable the basis is evaluated in, the interval and the weight of the least-squares measure. It is built
-and validated once (:meth:`FitProblem.make`), and every method (lstsq, minimax, gradient, rational) takes it.
+variable the basis is evaluated in, the interval, the weight (of the least-squares measure, and in minimax
+of the sup norm max |w (f - p)|), the error kind (relative error: w = 1/|f|, f's simple zeros pinned), the
+pins (p(X) = f(X)) and a forced parity. It is built and validated once (:meth:`FitProblem.make`), and every
+method (lstsq, minimax, gradient, rational) takes it; those that solve only the plain problem refuse the rest.
 
 * :func:`resolve_target` turns a catalogue name, a Target or a callable into a target (the one lookup).
 * :func:`approximant` turns a fitted row (a FitRecord, a results-table row or a coefficient-file entry)
@@ -188,7 +190,8 @@ def weight_values(weight: str, x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FitProblem:
-    """What is fitted: target on [lo, hi] by a series in `basis` of `variable`, least squares in `weight`."""
+    """What is fitted: target on [lo, hi] by a series in `basis` of `variable`, under `weight` (least squares:
+    the measure; minimax: max |w (f - p)|), `error` kind, `pin` constraints and forced `parity`."""
 
     target: Any
     basis: Basis

@@ -51,6 +51,14 @@ class Basis:
             return np.asarray(x, dtype=float)
         return to_mapped(x, *interval)
 
+    def parity_columns(self, degree: int, parity: str = "") -> np.ndarray:
+        """Indices of the basis functions of degree <= `degree` with the given parity ("even", "odd"; ""
+        = all). Every basis here has phi_k of the parity of k (in t on [-1, 1], and in x on an interval
+        symmetric about 0), as tests/test_bases.py checks."""
+        if not parity:
+            return np.arange(degree + 1)
+        return np.arange(0 if parity == "even" else 1, degree + 1, 2)
+
     def window(self, interval, variable: str) -> list[float]:
         """numpy.polynomial's window for the domain `interval`: where the affine map sends it."""
         return [float(interval[0]), float(interval[1])] if variable == "raw" else [-1.0, 1.0]

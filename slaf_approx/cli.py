@@ -204,7 +204,7 @@ def cmd_fit(args) -> int:
         extra["tol"] = args.tol
     rec = fit(args.target, args.degree, args.method, _fit_basis(args), args.interval, variable=args.variable,
               params=_params(args.param), weight=args.weight, steps=args.steps, optimizer=args.optimizer,
-              seed=args.seed, **extra)
+              seed=args.seed, error=args.error, pin=args.pin or (), parity=args.parity, **extra)
     if args.json:
         d = rec.to_dict()
         print(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
@@ -217,9 +217,14 @@ def cmd_fit(args) -> int:
         m, n = len(rec.coefficients) - 1, len(rec.denominator)
         lines += [("type", f"({m}, {n}): P of degree {m} over Q of degree {n}, {m + 1 + n} parameters"),
                   ("form", f"{rec.form}: {FORM_TEXT.get(rec.form, rec.form)}")]
-    lines += [(k, getattr(rec, k)) for k in ("lo", "hi", "max_error", "rms_error", "levelled_error",
-                                             "iterations", "converged", "note", "condition_number",
-                                             "seconds")]
+    shown = ["lo", "hi", "max_error", "rms_error", "levelled_error", "iterations", "converged", "note",
+             "condition_number", "seconds"]
+    if rec.error_kind != "absolute" or rec.weight != "uniform":
+        shown[shown.index("levelled_error"):shown.index("levelled_error")] = ["error_kind", "weight",
+                                                                             "weighted_max_error"]
+    if rec.pin or rec.parity:
+        shown[shown.index("note"):shown.index("note")] = ["pin", "parity"]
+    lines += [(k, getattr(rec, k)) for k in shown]
     for k, v in lines:
         print(f"{k:>20}: {_fmt(v)}")
     _print_coefficients(rec.coefficients, rec.denominator if rec.form else None)
@@ -602,6 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .bases import BASES, VARIABLES
     from .expand import MAX_TERMS_LIMIT
     from .fit import ALL_METHODS, METHODS, OPTIMIZERS
+    from .problem import ERROR_KINDS, PARITIES
     from .rational import FORMS
 
     degree_help = "an integer in [0, 64]"
@@ -635,7 +641,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="target parameter, e.g. beta=2 (repeatable); default: the catalogue's values")
     f.add_argument("--weight", default="uniform",
-                   help="lstsq weight; allowed: uniform, normal, normal:SIGMA")
+                   help="lstsq: the measure; minimax: max |w (f-p)|; allowed: uniform, normal, normal:SIGMA")
+    f.add_argument("--error", choices=ERROR_KINDS, default="absolute",
+                   help="minimax: the error minimised, f - p or (f - p)/f (simple zeros of f are pinned)")
+    f.add_argument("--pin", type=float, action="append", metavar="X",
+                   help="impose p(X) = f(X) (lstsq, minimax; repeatable), e.g. --pin 0 for SLAF(0) = f(0)")
+    f.add_argument("--parity", choices=PARITIES, default=None,
+                   help="force an even or odd fit (lstsq, minimax; an interval symmetric about 0)")
     f.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="gradient fits: the optimizer")
     f.add_argument("--steps", type=_positive, default=2000, help="gradient fits: optimizer steps")
     f.add_argument("--seed", type=_seed, default=0, help="gradient fits: random seed (an integer)")

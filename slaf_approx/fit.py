@@ -19,11 +19,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .bases import MAX_DEGREE, Basis, SlafPolynomial, check_degree, from_mapped
+from .bases import MAX_DEGREE, Basis, SlafPolynomial, check_degree, from_mapped, to_mapped
 from .problem import FitProblem, approximant, measure, parse_weight, resolve_target  # noqa: F401 (API)
 from .ratfun import FORMS, RationalFunction
 from .rational import rational_lstsq, rational_minimax, rational_type
-from .remez import remez
+from .remez import remez, remez_constrained
 
 OPTIMIZERS = ("adam", "lbfgs")
 EPS = np.finfo(float).eps
@@ -68,6 +68,13 @@ class FitRecord:
     history: list[float] = field(default_factory=list)
     denominator: list[float] = field(default_factory=list)  # rational: q_1..q_n (coefficients = numerator)
     form: str = ""  # rational: "pau" or "standard" (see slaf_approx.rational); "" for a polynomial
+    #: the error minimised: "absolute" (f - p) or "relative" ((f - p)/|f|); max_error is always absolute
+    error_kind: str = "absolute"
+    #: minimax: sup |w (f - p)| under the problem's weight (w = 1/|f| for relative error, times the normal
+    #: density for weight "normal:SIGMA"); levelled_error <= E_w <= weighted_max_error is the certificate
+    weighted_max_error: float = math.nan
+    pin: list[float] = field(default_factory=list)  # points x where p(x) = f(x) was imposed
+    parity: str = ""  # "even" or "odd" when forced; "" otherwise
 
     def polynomial(self) -> SlafPolynomial:
         if self.form:
@@ -83,21 +90,47 @@ class FitRecord:
         return asdict(self)
 
 
-def solve_lstsq(basis: Basis, v: np.ndarray, y: np.ndarray, degree: int, w: np.ndarray | None = None):
+def solve_lstsq(basis: Basis, v: np.ndarray, y: np.ndarray, degree: int, w: np.ndarray | None = None,
+                parity: str = "", pins: tuple[np.ndarray, np.ndarray] | None = None):
     """Least squares coefficients of sum w (y - V c)^2, V the basis Vandermonde at v; and cond(V scaled).
 
     Columns are scaled to unit norm before the SVD solve (as numpy.polynomial's fits do), so the condition
-    number reflects the basis, not the units.
+    number reflects the basis, not the units. `parity` keeps only the even or odd basis functions (the
+    others' coefficients are exactly 0). `pins` = (arguments u, values f): the constrained problem with
+    V(u) c = f, solved by the null-space method: c = c0 + N z, c0 the least-norm solution of the
+    constraints (from the QR factors of V(u)^T) and N the rest of Q, then z by least squares.
     """
     A = basis.vander(v, degree)
+    keep = basis.parity_columns(degree, parity)
+    A = A[:, keep]
     if w is not None:
         sw = np.sqrt(w)
         A, y = A * sw[:, None], y * sw
     scl = np.sqrt(np.square(A).sum(0))
     scl[scl == 0] = 1.0
-    c, _, _, s = np.linalg.lstsq(A / scl, y, rcond=None)
+    A = A / scl
+    c0 = np.zeros(A.shape[1])
+    N = None
+    if pins is not None and len(pins[0]):
+        B = basis.vander(pins[0], degree)[:, keep] / scl
+        k = B.shape[0]
+        if k >= B.shape[1]:
+            raise ValueError(f"{k} pin(s) leave no free coefficient at degree {degree} (at most "
+                             f"{B.shape[1] - 1} here)")
+        Q, R = np.linalg.qr(B.T, mode="complete")
+        d = np.abs(np.diag(R[:k]))
+        if np.min(d) <= 64 * EPS * np.max(d):
+            raise ValueError(f"the pins {list(pins[0])} are dependent constraints for the basis functions "
+                             f"kept (parity {parity or 'free'})")
+        c0 = Q[:, :k] @ np.linalg.solve(R[:k].T, pins[1])
+        N = Q[:, k:]
+        y = y - A @ c0
+        A = A @ N
+    z, _, _, s = np.linalg.lstsq(A, y, rcond=None)
     cond = float(s[0] / s[-1]) if s[-1] > 0 else math.inf
-    return c / scl, cond
+    c = np.zeros(degree + 1)
+    c[keep] = (c0 + (z if N is None else N @ z)) / scl
+    return c, cond
 
 
 def design_condition(problem: FitProblem, degree: int) -> float:
@@ -142,10 +175,21 @@ def _refuse(opts: dict, method: str, **what) -> None:
             raise ValueError(f"{method} fits take no {key} (got {opts[key]!r})")
 
 
+def _plain_only(problem: FitProblem, method: str) -> None:
+    """ValueError when a method that solves only the classical problem gets relative error, pins or parity."""
+    for key, value, default in (("error", problem.error, "absolute"), ("pin", problem.pin, ()),
+                                ("parity", problem.parity, "")):
+        if value != default:
+            raise ValueError(f"{method} fits take no {key} (got {value!r}); lstsq and minimax do")
+
+
 @register("lstsq")
 def _lstsq(problem: FitProblem, degrees: list[int], opts: dict) -> list[dict]:
-    """Best L2 in the problem's measure (Gauss-Legendre on kink-split panels), or discrete on `points`."""
+    """Best L2 in the problem's measure (Gauss-Legendre on kink-split panels), or discrete on `points`;
+    under the problem's pins (p(X) = f(X)) and forced parity, the constrained least squares."""
     _refuse(opts, "lstsq", form=None)
+    if problem.error != "absolute":
+        raise ValueError("lstsq fits take no relative error (the relative error is a minimax option)")
     points = opts.get("points")
     if points is not None:
         x = np.asarray(points, dtype=float).ravel()
@@ -157,21 +201,37 @@ def _lstsq(problem: FitProblem, degrees: list[int], opts: dict) -> list[dict]:
             x, w = problem.quadrature(d)
         else:
             w = None if problem.weight == "uniform" else problem.weights(x)
-        c, cond = solve_lstsq(problem.basis, problem.argument(x), problem.f(x), d, w)
+        pins = None
+        if problem.pin:
+            px = np.asarray(problem.pin)
+            pins = (problem.argument(px), problem.f(px))
+        c, cond = solve_lstsq(problem.basis, problem.argument(x), problem.f(x), d, w, problem.parity, pins)
         outs.append(dict(coefficients=c, condition_number=cond, iterations=1))
     return outs
 
 
 @register("minimax")
 def _minimax(problem: FitProblem, degrees: list[int], opts: dict) -> list[dict]:
-    """Remez in Chebyshev polynomials of t, converted to the problem's basis; certified afterwards."""
-    if problem.weight != "uniform" or opts.get("points") is not None:
-        raise ValueError("minimax fits take neither a weight nor points (uniform on the interval)")
+    """Remez in Chebyshev polynomials of t, converted to the problem's basis; certified afterwards.
+
+    The problem's weight, relative error (w = 1/|f|), pins and parity make it the weighted, constrained
+    exchange of :func:`~slaf_approx.remez.remez_constrained`, certified for that problem."""
+    if opts.get("points") is not None:
+        raise ValueError("minimax fits take no points (the sup is over the whole interval)")
     _refuse(opts, "minimax", form=None)
     rtol = 1e-9 if opts.get("rtol") is None else opts["rtol"]
+    maxiter = opts.get("maxiter", 60)
     outs = []
+    lo, hi = problem.interval
     for d in degrees:
-        r = remez(problem.f_t, d, problem.breaks_t(), rtol=rtol, maxiter=opts.get("maxiter", 60))
+        if problem.plain:
+            r = remez(problem.f_t, d, problem.breaks_t(), rtol=rtol, maxiter=maxiter)
+        else:
+            r = remez_constrained(
+                problem.f_t, d, problem.breaks_t(),
+                weight=lambda t: problem.sup_weight(from_mapped(t, lo, hi)),
+                pins_t=to_mapped(problem.constraints, lo, hi), holes_t=to_mapped(problem.zeros, lo, hi),
+                parity=problem.parity or None, rtol=rtol, maxiter=maxiter, scale=problem.weight_scale())
         p = SlafPolynomial("chebyshev", tuple(r.cheb), problem.interval).convert(problem.basis.name,
                                                                                  problem.variable)
         outs.append(dict(coefficients=np.asarray(p.coef), levelled_error=r.levelled_error,
@@ -186,11 +246,17 @@ def certify_minimax(problem: FitProblem, coef: np.ndarray, degree: int, rtol: fl
     the rounding floor of the exchange itself (that of evaluating f - p in Chebyshev polynomials); otherwise
     the fit is not converged, and the note says why. Coefficients in an ill-conditioned basis (raw powers at
     high degree) lose the best approximation in rounding: they are not certified."""
-    h, emax = out.get("levelled_error", math.nan), out["max_error"]
+    h, emax = out.get("levelled_error", math.nan), out["weighted_max_error"]
     if not (out["converged"] and math.isfinite(h)):
         return
-    scale = float(np.max(np.abs(problem.f(np.linspace(problem.lo, problem.hi, 129)))))
+    scale = problem.weight_scale()
     rounding = 4 * (degree + 2) * EPS * scale  # remez's floor
+    if problem.zeros:
+        # relative error next to a zero x0 of f: p from its coefficients carries an absolute rounding error
+        # ~ (n + 2) eps sum |c_k phi_k|, and w = 1/|f| is largest at the exchange's distance from x0
+        x = problem.off_zeros(np.r_[np.linspace(problem.lo, problem.hi, 129), problem.zeros])
+        terms = np.abs(problem.basis.vander(problem.argument(x), degree) * coef).sum(1)
+        rounding += (degree + 2) * EPS * float(np.max(problem.sup_weight(x) * terms))
     if emax - h > rtol * emax + rounding:
         out["converged"] = False
         out["note"] = "; ".join(s for s in (out.get("note", ""), (
@@ -220,6 +286,7 @@ def _gradient(problem: FitProblem, degrees: list[int], opts: dict) -> list[dict]
     converged: finite coefficients whose training loss is within GRADIENT_GAP (relative) of the least-squares
     optimum on the same points.
     """
+    _plain_only(problem, "gradient")
     import torch
 
     _refuse(opts, "gradient", form=None, points=None)
@@ -300,6 +367,7 @@ def _train(problem: FitProblem, degrees, steps, lr, optimizer, seed, npoints):
 @register("rational", rational=True)
 def _rational(problem: FitProblem, degrees: list[int], opts: dict) -> list[dict]:
     """Best L2 rational P/D of type rational_type(d); the previous degree's fit is one of the starts."""
+    _plain_only(problem, "rational")
     _refuse(opts, "rational", points=None)
     form = _form(opts, "pau")
     outs, prev = [], None
@@ -314,6 +382,7 @@ def _rational(problem: FitProblem, degrees: list[int], opts: dict) -> list[dict]
 @register("rational-minimax", rational=True)
 def _rational_minimax(problem: FitProblem, degrees: list[int], opts: dict) -> list[dict]:
     """Best uniform rational P/D of type rational_type(d), certified by de la Vallée Poussin."""
+    _plain_only(problem, "rational-minimax")
     _refuse(opts, "rational-minimax", points=None)
     if problem.weight != "uniform":
         raise ValueError("rational-minimax fits take no weight (uniform on the interval)")
@@ -364,7 +433,17 @@ def _record(problem: FitProblem, degree: int, method: str, points, out: dict) ->
     out["converged"] = bool(out.get("converged", True))
     rtol = out.pop("_rtol", None)
     if rtol is not None:
+        if problem.plain:
+            out["weighted_max_error"] = out["max_error"]
+        else:
+            out["weighted_max_error"] = problem.weighted_max_error(approximant(dict(
+                coefficients=c, basis=basis, variable=variable, interval=problem.interval)))[0]
         certify_minimax(problem, c, degree, rtol, out)
+    if problem.zeros:
+        zs = ", ".join(f"{z:.17g}" for z in problem.zeros)
+        out["note"] = "; ".join(s for s in (out.get("note", ""), (
+            f"relative error: f has simple zero(s) at x = {zs}, imposed as pins so that (f - p)/f stays "
+            f"bounded")) if s)
     cond = out.get("condition_number", math.nan)
     if cond > COND_WARN:
         warnings.warn(f"{basis} basis ({variable}) at degree {degree} on [{problem.lo}, {problem.hi}] is "
@@ -376,17 +455,20 @@ def _record(problem: FitProblem, degree: int, method: str, points, out: dict) ->
     return FitRecord(target=problem.name, basis=basis, variable=variable, degree=degree, lo=problem.lo,
                      hi=problem.hi, method=method, coefficients=c.tolist(),
                      weight=problem.weight if points is None else f"{problem.weight} (points)",
-                     params=problem.params, **out)
+                     params=problem.params, error_kind=problem.error, pin=list(problem.constraints),
+                     parity=problem.parity, **out)
 
 
-def _problem(target, basis, interval, variable, params, weight) -> FitProblem:
+def _problem(target, basis, interval, variable, params, weight, error="absolute", pin=(),
+             parity=None) -> FitProblem:
     if isinstance(target, FitProblem):
-        given = (basis, tuple(interval), variable, params, weight)
-        if given != (DEFAULT_BASIS, DEFAULT_INTERVAL, None, None, "uniform"):
-            raise ValueError("a FitProblem already holds the basis, interval, variable, params and weight: "
-                             "pass none of them")
+        given = (basis, tuple(interval), variable, params, weight, error, tuple(pin or ()), parity or None)
+        if given != (DEFAULT_BASIS, DEFAULT_INTERVAL, None, None, "uniform", "absolute", (), None):
+            raise ValueError("a FitProblem already holds the basis, interval, variable, params, weight, "
+                             "error, pin and parity: pass none of them")
         return target
-    return FitProblem.make(target, basis, interval, variable, weight, params)
+    return FitProblem.make(target, basis, interval, variable, weight, params, error=error, pin=pin,
+                           parity=parity)
 
 
 def _check_method(method) -> Method:
@@ -399,7 +481,8 @@ def fit_degrees(target, degrees, method: str = "lstsq", basis: str = DEFAULT_BAS
                 interval=DEFAULT_INTERVAL, *, variable: str | None = None, params: dict | None = None,
                 weight: str = "uniform", points=None, rtol: float | None = None, maxiter: int = 60,
                 steps: int = 2000, lr: float = 0.05, optimizer: str = "adam", seed: int = 0,
-                npoints: int = 1024, form: str | None = None) -> list[FitRecord]:
+                npoints: int = 1024, form: str | None = None, error: str = "absolute", pin=(),
+                parity: str | None = None) -> list[FitRecord]:
     """:func:`fit` for several degrees at once (gradient fits train together; `seconds` is shared out)."""
     t0 = time.perf_counter()
     degrees = [check_degree(d) for d in degrees]
@@ -412,7 +495,7 @@ def fit_degrees(target, degrees, method: str = "lstsq", basis: str = DEFAULT_BAS
         raise ValueError(f"form is an option of the rational methods ({', '.join(RATIONAL_METHODS)})")
     if spec.check is not None:
         spec.check(opts)
-    problem = _problem(target, basis, interval, variable, params, weight)
+    problem = _problem(target, basis, interval, variable, params, weight, error, pin, parity)
     outs = spec.run(problem, degrees, opts)
     share = (time.perf_counter() - t0) / len(degrees)
     return [_record(problem, d, method, points, dict(out, seconds=share))
@@ -420,7 +503,8 @@ def fit_degrees(target, degrees, method: str = "lstsq", basis: str = DEFAULT_BAS
 
 
 def fit_tol(target, tol: float, method: str = "lstsq", max_degree: int = MAX_DEGREE, **kwargs) -> FitRecord:
-    """The fit of the lowest degree <= max_degree whose max error is <= tol (lstsq or minimax).
+    """The fit of the lowest degree <= max_degree whose max error is <= tol (lstsq or minimax; a weighted or
+    relative-error minimax fit: its weighted_max_error).
 
     Like chebfun's constructor, but certified by the exact max error: degrees 1, 2, 4, ... are tried until
     one meets tol, then the degree is bisected between the last that failed and the first that met it
@@ -435,7 +519,8 @@ def fit_tol(target, tol: float, method: str = "lstsq", max_degree: int = MAX_DEG
     _check_method(method)
     problem = _problem(target, kwargs.pop("basis", DEFAULT_BASIS),
                        kwargs.pop("interval", DEFAULT_INTERVAL), kwargs.pop("variable", None),
-                       kwargs.pop("params", None), kwargs.pop("weight", "uniform"))
+                       kwargs.pop("params", None), kwargs.pop("weight", "uniform"),
+                       kwargs.pop("error", "absolute"), kwargs.pop("pin", ()), kwargs.pop("parity", None))
     tried: dict[int, FitRecord] = {}
 
     def at(d: int) -> FitRecord:
@@ -443,20 +528,24 @@ def fit_tol(target, tol: float, method: str = "lstsq", max_degree: int = MAX_DEG
             tried[d] = fit_degrees(problem, [d], method, **kwargs)[0]
         return tried[d]
 
+    def err(rec: FitRecord) -> float:  # a weighted or relative minimax fit: tol bounds its own norm
+        return rec.weighted_max_error if math.isfinite(rec.weighted_max_error) else rec.max_error
+
     lo, hi = -1, 0
-    while at(hi).max_error > tol:  # doubling: 0, 1, 2, 4, ... max_degree
+    while err(at(hi)) > tol:  # doubling: 0, 1, 2, 4, ... max_degree
         if hi == max_degree:
             raise ValueError(f"tol {tol:g} not reached by degree {max_degree} ({method}): the best max error "
-                             f"there is {at(hi).max_error:.3g}")
+                             f"there is {err(at(hi)):.3g}")
         lo, hi = hi, min(max_degree, max(1, 2 * hi))
     while hi - lo > 1:  # bisection: at(lo) misses tol (or lo = -1), at(hi) meets it
         mid = (lo + hi) // 2
-        if at(mid).max_error <= tol:
+        if err(at(mid)) <= tol:
             hi = mid
         else:
             lo = mid
     rec = at(hi)
-    found = (f"degree {hi} chosen by tol {tol:g}: the lowest with max error <= tol "
+    kind = "max error" if not math.isfinite(rec.weighted_max_error) or problem.plain else "weighted max error"
+    found = (f"degree {hi} chosen by tol {tol:g}: the lowest with {kind} <= tol "
              f"({len(tried)} degrees tried, doubling then bisection)")
     rec.note = "; ".join(s for s in (rec.note, found) if s)
     return rec
@@ -483,8 +572,11 @@ def fit(target, degree: int | None = None, method: str = "lstsq", basis: str = D
         tol: lstsq and minimax only: fit the lowest degree whose max error is <= tol (see :func:`fit_tol`).
         options: variable ("mapped" = t in [-1, 1]; power basis also "raw" = x itself, the paper's form
             and the power basis' default), params (target parameters, e.g. {"beta": 2}), weight
-            ("uniform", "normal", "normal:SIGMA"), points, rtol, maxiter, steps, lr, optimizer, seed,
-            npoints, form (rational methods: "pau" or "standard").
+            ("uniform", "normal", "normal:SIGMA"; lstsq: the measure, minimax: max |w (f - p)|), error
+            (minimax: "absolute" or "relative", max |(f - p)/f|; simple zeros of f are pinned, other zeros
+            refused), pin (lstsq, minimax: points X where p(X) = f(X) is imposed), parity (lstsq, minimax:
+            "even" or "odd" forced, on an interval symmetric about 0), points, rtol, maxiter, steps, lr,
+            optimizer, seed, npoints, form (rational methods: "pau" or "standard").
     """
     if tol is not None:
         return fit_tol(target, tol, method, MAX_DEGREE if degree is None else degree, basis=basis,

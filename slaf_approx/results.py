@@ -41,7 +41,7 @@ from .fit import FitRecord
 
 #: CSV columns: every record field but the (long) gradient history, which stays in the JSON Lines file
 CSV_FIELDS = [f for f in FitRecord.__dataclass_fields__ if f != "history"]
-JSON_FIELDS = ("coefficients", "params", "denominator")
+JSON_FIELDS = ("coefficients", "params", "denominator", "pin")
 SUFFIXES = (".csv", ".jsonl")
 _GEN = re.compile(r"^g(\d{6,})$")
 _STAMPED = re.compile(r"^(?:tmp|current)-(\d+)-")
@@ -253,9 +253,9 @@ def locked(stem: str | Path) -> Iterator[Path]:
 
 _INT = ("degree", "iterations")
 _FLOAT = ("lo", "hi", "max_error", "rms_error", "levelled_error", "seconds", "condition_number",
-          "max_error_at", "gap")
-_JSON = {"coefficients": list, "params": dict, "history": list, "denominator": list}
-_TEXT = ("target", "basis", "variable", "method", "note", "weight", "form")
+          "max_error_at", "gap", "weighted_max_error")
+_JSON = {"coefficients": list, "params": dict, "history": list, "denominator": list, "pin": list}
+_TEXT = ("target", "basis", "variable", "method", "note", "weight", "form", "error_kind", "parity")
 REQUIRED = ("target", "basis", "degree", "method", "lo", "hi", "coefficients", "max_error", "rms_error")
 
 
@@ -324,13 +324,14 @@ def normalise_row(row) -> dict:
     r = dict(row.to_dict() if hasattr(row, "to_dict") else row)
     for k, kind in _JSON.items():
         v = _json_field(r, k, kind)
-        if k in r or k not in ("history", "denominator"):
+        if k in r or k not in ("history", "denominator", "pin"):
             r[k] = v
     r["coefficients"] = [_float(c, "coefficients") for c in r["coefficients"]]
     if "denominator" in r:
         r["denominator"] = [_float(c, "denominator") for c in r["denominator"]]
-    if "history" in r:
-        r["history"] = [_float(c, "history") for c in r["history"]]
+    for k in ("history", "pin"):
+        if k in r:
+            r[k] = [_float(c, k) for c in r[k]]
     for k in _INT:
         if k in r:
             r[k] = _int(r[k], k)

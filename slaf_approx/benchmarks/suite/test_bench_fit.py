@@ -1,8 +1,8 @@
-"""Fitting-engine benchmarks (pytest-benchmark).
+"""Fitting-engine benchmarks (pytest-benchmark): lstsq against numpy, Remez by degree, one default sweep.
 
-Budgets (bench/budgets.toml) are checked by `slaf-approx bench`.
+Budgets (budgets.toml) are checked by `slaf-approx bench`.
 
-`tox -e bench` times them and saves the run; the test suite runs each once, untimed
+`slaf-approx bench` times them and saves the run; the test suite runs each once, untimed
 (--benchmark-disable), so a broken benchmark fails CI.
 """
 
@@ -26,13 +26,18 @@ def samples():
 
 
 @pytest.mark.benchmark(group="lstsq: ours vs numpy on the same points")
-def test_lstsq_ours(benchmark, samples):
+def test_lstsq_ours(paired, samples):
+    """Our lstsq, each round paired with numpy's fit of the same points (samples: ours / numpy's)."""
     x, y = samples
     basis = get_basis("chebyshev")
-    c, _ = benchmark(lambda: solve_lstsq(basis, x / 3.0, y, DEGREE))
+    c, _ = paired(
+        lambda: solve_lstsq(basis, x / 3.0, y, DEGREE),
+        lambda: np.polynomial.Chebyshev.fit(x, y, DEGREE, domain=[-3, 3]),
+        points=POINTS,
+        degree=DEGREE,
+    )
     ref = np.polynomial.Chebyshev.fit(x, y, DEGREE, domain=[-3, 3]).coef
     assert np.max(np.abs(c - ref)) <= 1e-12
-    benchmark.extra_info.update(points=POINTS, degree=DEGREE)
 
 
 @pytest.mark.benchmark(group="lstsq: ours vs numpy on the same points")
@@ -56,8 +61,9 @@ def test_remez(benchmark, target, degree):
 
 @pytest.mark.benchmark(group="sweep")
 def test_default_sweep(benchmark):
-    recs = benchmark.pedantic(sweep, args=tuple(DEFAULT_SUITE.values()), kwargs=dict(progress=False),
-                              rounds=1, iterations=1)
+    recs = benchmark.pedantic(
+        sweep, args=tuple(DEFAULT_SUITE.values()), kwargs=dict(progress=False), rounds=1, iterations=1
+    )
     n = 1
     for axis in DEFAULT_SUITE.values():
         n *= len(axis)

@@ -798,8 +798,8 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
     bench = outdir / "bench" / "fit.md"
     if bench.is_file():
         md += ["## Benchmarks", "",
-               "From the last `tox -e bench` run (pytest-benchmark; budgets in `bench/budgets.toml`; "
-               "[full table](bench/fit.md)):", "", bench.read_text().strip(), ""]
+               "From the last `tox -e bench` run (pytest-benchmark; budgets in "
+               "`slaf_approx/benchmarks/budgets.toml`; [full table](bench/fit.md)):", "", bench.read_text().strip(), ""]
 
     readme = outdir / "README.md"
     atomic_write(readme, ("\n".join(md).rstrip() + "\n").encode("utf-8"))

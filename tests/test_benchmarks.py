@@ -661,5 +661,5 @@ def test_quick_bench_in_the_repository_leaves_git_status_unchanged(tmp_path):
 def test_pytest_command_runs_the_shipped_suite():
     argv = pytest_command(kb.bench_settings(quick=True), "/tmp/r.json", quick=True)
     assert str(SUITE / "test_bench_kernels.py") in argv and str(SUITE / "test_bench_fit.py") in argv
-    assert "not test_default_sweep" in argv and "--bench-peers" in argv
+    assert "not test_default_sweep and not test_layer" in argv and "--bench-peers" in argv
     assert SUITE.is_dir() and (SUITE / "conftest.py").is_file()

@@ -407,6 +407,7 @@ def peer_figure(recs, device: str, dtype: str) -> Figure:
     _log2_axis(ax, sorted({p["size"] for p in pr}))
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(_plain)
+    ax.yaxis.set_minor_formatter(_plain)
     ax.set_xlabel("elements")
     ax.set_ylabel("SLAF time / fastest peer's time (×)")
     ax.grid(True, which="both", alpha=0.3)
@@ -419,59 +420,40 @@ def peer_figure(recs, device: str, dtype: str) -> Figure:
 
 
 def memory_figure(recs, device: str, dtype: str) -> Figure:
-    """Peak memory of one call against degree at the largest size, per SLAF backend and peer (colour) and
-    mode (line style); GELU and the copy as horizontal lines."""
-    rs = [
-        r
-        for r in select(recs, device=device, dtype=dtype)
-        if r.get("peak_bytes") is not None and r.get("op") in KERNEL_OPS and r["op"] not in LAYER_OPS
-    ]
+    """Peak memory of one call against degree at the largest size: one panel per mode, one colour per SLAF
+    backend or peer; GELU and the copy as horizontal lines."""
+    rs = [r for r in select(recs, device=device, dtype=dtype) if r.get("peak_bytes") is not None
+          and r.get("op") in KERNEL_OPS and r["op"] not in LAYER_OPS]
     size = max((r["size"] for r in rs), default=None)
     rs = select(rs, size=size)
-    fig = Figure(figsize=(7.5, 4.8), dpi=DPI, layout="constrained")
-    ax = fig.subplots()
+    fig = Figure(figsize=(10, 4.5), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
     cols = _columns(rs)
     colours = dict(zip(cols, _colours(len(cols)), strict=True))
-    for key in cols:
-        op, bk, var = key
-        for mode, ls in zip(MODES, ("--", "-"), strict=True):
-            pts = sorted(
-                (r["degree"], r["peak_bytes"] / 2**20)
-                for r in select(rs, op=op, backend=bk, mode=mode)
-                if r.get("variant") == var and r.get("degree")
-            )
+    for ax, mode in zip(axes, MODES, strict=True):
+        for key in cols:
+            op, bk, var = key
+            hits = select(rs, op=op, backend=bk, mode=mode)
+            pts = sorted((r["degree"], r["peak_bytes"] / 2**20) for r in hits
+                         if r.get("variant") == var and r.get("degree"))
             if pts:
-                ax.plot(
-                    *zip(*pts, strict=True),
-                    marker="o",
-                    linestyle=ls,
-                    color=colours[key],
-                    alpha=0.85,
-                    label=f"{subject({'op': op, 'backend': bk, 'variant': var})}, {mode}",
-                )
-    for op, mode, colour, ls in (
-        ("gelu", "forward+backward", "0.3", "-"),
-        ("gelu", "forward", "0.3", "--"),
-        ("copy", "forward", "black", ":"),
-    ):
-        r = one(rs, op=op, mode=mode)
-        if r:
-            ax.axhline(
-                r["peak_bytes"] / 2**20,
-                color=colour,
-                linestyle=ls,
-                linewidth=1.0,
-                label=f"{op.upper() if op == 'gelu' else op}, {mode}",
-            )
-    ax.set_yscale("symlog", linthresh=1.0)
-    ax.set_ylim(bottom=0)
-    ax.yaxis.set_major_formatter(_plain)
-    ax.set_xlabel("degree")
-    ax.set_ylabel("peak memory of one call (MiB)")
-    ax.grid(True, which="both", alpha=0.3)
+                ax.plot(*zip(*pts, strict=True), marker="o", color=colours[key], alpha=0.85,
+                        label=subject({"op": op, "backend": bk, "variant": var}))
+        for op, colour, ls in (("gelu", "0.3", "--"), ("copy", "black", ":")):
+            r = one(rs, op=op, mode=mode) or (one(rs, op=op) if op == "copy" else None)
+            if r:
+                ax.axhline(r["peak_bytes"] / 2**20, color=colour, linestyle=ls, linewidth=1.2,
+                           label="GELU" if op == "gelu" else "copy")
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_formatter(_plain)
+        ax.set_xlabel("degree")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.set_title(mode, fontsize=10)
+    axes[0].set_ylabel("peak memory of one call (MiB)")
     if rs:
-        ax.legend(fontsize=6, ncols=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_title(f"Peak memory: {device}, {dtype}, {size_label(size) if size else '–'} elements", fontsize=10)
+        axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(f"Peak memory: {device}, {dtype}, {size_label(size) if size else '–'} elements", fontsize=10)
     return fig
 
 

@@ -799,7 +799,8 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
     if bench.is_file():
         md += ["## Benchmarks", "",
                "From the last `tox -e bench` run (pytest-benchmark; budgets in "
-               "`slaf_approx/benchmarks/budgets.toml`; [full table](bench/fit.md)):", "", bench.read_text().strip(), ""]
+               "`slaf_approx/benchmarks/budgets.toml`; [full table](bench/fit.md)):", "",
+               bench.read_text().strip(), ""]
 
     readme = outdir / "README.md"
     atomic_write(readme, ("\n".join(md).rstrip() + "\n").encode("utf-8"))

@@ -22,8 +22,8 @@ def pytest_command(
     extra: Sequence[str] = (),
 ) -> list[str]:
     """argv timing the suite: the kernel benchmarks and, on CPU with `fit`, the fitting engine's; the run
-    goes to `json_path` (pytest-benchmark's JSON). `quick` leaves out the default sweep and the layer; `deadline` skips
-    the benchmarks left after that many seconds; `extra`: more pytest arguments."""
+    goes to `json_path` (pytest-benchmark's JSON). `quick` leaves out the default sweep and the layer;
+    `deadline` skips the benchmarks left after that many seconds; `extra`: more pytest arguments."""
     files = [str(SUITE / "test_bench_kernels.py")]
     if fit and settings.device == "cpu":  # the fitting engine runs on the CPU whatever the device
         files.append(str(SUITE / "test_bench_fit.py"))

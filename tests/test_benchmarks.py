@@ -15,7 +15,7 @@ from slaf_approx import benchmarks as kb
 from slaf_approx import cli
 from slaf_approx.benchmarks import compare, history, report, runs, settings, workloads
 from slaf_approx.benchmarks.command import SUITE, pytest_command
-from slaf_approx.kernels import available_backends
+from slaf_approx.kernels import available_backends, resolve_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 Q = 2**20  # the quick size, the budgets'
@@ -445,6 +445,7 @@ def test_settings_defaults_quick_and_the_untimed_cut():
     ]
     q = kb.bench_settings(quick=True)
     assert (q.sizes, q.degrees, q.peers) == ((Q,), (8,), settings.QUICK_PEERS)
+    assert q.backends == (resolve_backend("auto", torch.ones(1)),)
     d = kb.bench_settings(disabled=True)
     assert d.sizes == (2**10,) and d.degrees == (2, 16) and d.layer_shape == (2, 512, 32, 32)
     assert kb.bench_settings(peers=["none"]).peers == ()
@@ -661,5 +662,9 @@ def test_quick_bench_in_the_repository_leaves_git_status_unchanged(tmp_path):
 def test_pytest_command_runs_the_shipped_suite():
     argv = pytest_command(kb.bench_settings(quick=True), "/tmp/r.json", quick=True)
     assert str(SUITE / "test_bench_kernels.py") in argv and str(SUITE / "test_bench_fit.py") in argv
-    assert "not test_default_sweep and not test_layer" in argv and "--bench-peers" in argv
+    k = argv[argv.index("-k") + 1]
+    assert (
+        k.startswith("not test_default_sweep and not test_layer and (not test_remez")
+        and "--bench-peers" in argv
+    )
     assert SUITE.is_dir() and (SUITE / "conftest.py").is_file()

@@ -10,7 +10,7 @@ only when both hold:
   the saved run's upper bound), and
 * the ratio of the medians exceeds 1 + threshold, where threshold = max(floor, spread): `spread` is the
   machine's run-to-run spread, the 90th percentile over benchmarks of |median ratio - 1| between
-  consecutive saved runs of the same commit (unchanged code), stored with each saved run.
+  consecutive saved runs of unchanged code (same commit and uncommitted diff), stored with each saved run.
 """
 
 from __future__ import annotations
@@ -56,13 +56,15 @@ def _key(b: Mapping) -> str:
 
 
 def spread(runs: Sequence[Mapping]) -> dict:
-    """The run-to-run spread of `runs` (saved runs, oldest first): over consecutive pairs of the same
-    commit, |median ratio - 1| per benchmark; {"spread": its SPREAD_QUANTILE quantile (None without such
-    a pair), "pairs": how many pairs, "benchmarks": how many values}."""
+    """The run-to-run spread of `runs` (saved runs, oldest first): over consecutive pairs that ran the same
+    code (commit, and the digest of any uncommitted change), |median ratio - 1| per benchmark;
+    {"spread": its SPREAD_QUANTILE quantile (None without such a pair), "pairs": how many pairs,
+    "benchmarks": how many values}."""
     values, pairs = [], 0
     for a, b in zip(runs, runs[1:], strict=False):
         ca, cb = (a.get("slaf_approx") or {}), (b.get("slaf_approx") or {})
-        if not ca.get("commit") or ca.get("commit") != cb.get("commit") or ca.get("dirty") or cb.get("dirty"):
+        same = [ca.get(k) == cb.get(k) for k in ("commit", "dirty", "diff")]
+        if not ca.get("commit") or not all(same):
             continue
         pairs += 1
         before = {_key(x): _samples(x) for x in a["benchmarks"]}

@@ -422,8 +422,11 @@ def peer_figure(recs, device: str, dtype: str) -> Figure:
 def memory_figure(recs, device: str, dtype: str) -> Figure:
     """Peak memory of one call against degree at the largest size: one panel per mode, one colour per SLAF
     backend or peer; GELU and the copy as horizontal lines."""
-    rs = [r for r in select(recs, device=device, dtype=dtype) if r.get("peak_bytes") is not None
-          and r.get("op") in KERNEL_OPS and r["op"] not in LAYER_OPS]
+    rs = [
+        r
+        for r in select(recs, device=device, dtype=dtype)
+        if r.get("peak_bytes") is not None and r.get("op") in KERNEL_OPS and r["op"] not in LAYER_OPS
+    ]
     size = max((r["size"] for r in rs), default=None)
     rs = select(rs, size=size)
     fig = Figure(figsize=(10, 4.5), dpi=DPI, layout="constrained")
@@ -434,16 +437,29 @@ def memory_figure(recs, device: str, dtype: str) -> Figure:
         for key in cols:
             op, bk, var = key
             hits = select(rs, op=op, backend=bk, mode=mode)
-            pts = sorted((r["degree"], r["peak_bytes"] / 2**20) for r in hits
-                         if r.get("variant") == var and r.get("degree"))
+            pts = sorted(
+                (r["degree"], r["peak_bytes"] / 2**20)
+                for r in hits
+                if r.get("variant") == var and r.get("degree")
+            )
             if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", color=colours[key], alpha=0.85,
-                        label=subject({"op": op, "backend": bk, "variant": var}))
+                ax.plot(
+                    *zip(*pts, strict=True),
+                    marker="o",
+                    color=colours[key],
+                    alpha=0.85,
+                    label=subject({"op": op, "backend": bk, "variant": var}),
+                )
         for op, colour, ls in (("gelu", "0.3", "--"), ("copy", "black", ":")):
             r = one(rs, op=op, mode=mode) or (one(rs, op=op) if op == "copy" else None)
             if r:
-                ax.axhline(r["peak_bytes"] / 2**20, color=colour, linestyle=ls, linewidth=1.2,
-                           label="GELU" if op == "gelu" else "copy")
+                ax.axhline(
+                    r["peak_bytes"] / 2**20,
+                    color=colour,
+                    linestyle=ls,
+                    linewidth=1.2,
+                    label="GELU" if op == "gelu" else "copy",
+                )
         ax.set_yscale("symlog", linthresh=1.0)
         ax.set_ylim(bottom=0)
         ax.yaxis.set_major_formatter(_plain)

@@ -123,13 +123,16 @@ def _git(*args) -> str | None:
 
 
 def code_version() -> dict:
-    """The git commit of the benchmarked code (the package's own checkout) and whether tracked files
-    differ from it; {"commit": None} when the package is not in a git checkout (an installed wheel)."""
+    """The git commit of the benchmarked code (the package's own checkout), whether tracked files differ
+    from it, and a digest of that difference (two runs with the same commit and digest ran the same
+    code); {"commit": None} when the package is not in a git checkout (an installed wheel)."""
+    import hashlib
+
     sha = _git("rev-parse", "HEAD")
     if sha is None:
-        return {"commit": None, "dirty": None}
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": sha, "dirty": bool(dirty)}
+        return {"commit": None, "dirty": None, "diff": None}
+    diff = _git("diff", "HEAD") or ""
+    return {"commit": sha, "dirty": bool(diff), "diff": hashlib.sha256(diff.encode()).hexdigest()[:16]}
 
 
 def commit_order() -> dict[str, int]:

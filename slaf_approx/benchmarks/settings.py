@@ -119,15 +119,17 @@ def known_backends() -> tuple[str, ...]:
 
 def slaf_backends(settings: BenchSettings, dtype: str) -> list[str]:
     """The SLAF backends timed for `dtype` on the settings' device: those asked for, or every backend
-    available there. On CPU 'triton' is left out: there it is Triton's interpreter, far too slow to time."""
+    available there. On CPU 'triton' is left out: there it is
+    Triton's interpreter, far too slow to time."""
     import torch
 
     from ..kernels import available_backends
 
-    have = available_backends(torch.empty(1, dtype=getattr(torch, dtype), device=settings.device))
-    if settings.device == "cpu":
-        have = [b for b in have if b != "triton"]
-    return list(settings.backends) if settings.backends else have
+    x = torch.empty(1, dtype=getattr(torch, dtype), device=settings.device)
+    if settings.backends:
+        return list(settings.backends)
+    have = available_backends(x)
+    return [b for b in have if b != "triton"] if settings.device == "cpu" else have
 
 
 def bench_settings(
@@ -146,7 +148,7 @@ def bench_settings(
 ) -> BenchSettings:
     """Validated settings; None takes the device's default. ValueError (one line) for bad input: an unknown
     device, dtype, backend or peer, 'triton' on CPU, CUDA asked for but absent, a bad size or degree.
-    `quick`: one size and degree (QUICK_SIZE, QUICK_DEGREE) and the QUICK_PEERS."""
+    `quick`: one size and degree (QUICK_SIZE, QUICK_DEGREE), the QUICK_PEERS and the backend 'auto' picks."""
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; allowed: {', '.join(DEVICES)}")
     if device == "cuda" and not cuda_available():
@@ -162,6 +164,12 @@ def bench_settings(
         )
     if device == "cuda" and "fused" in bks:
         raise ValueError("backend 'fused' is the CPU kernel; on CUDA benchmark 'triton' or 'reference'")
+    if quick and not bks:  # the backend a user gets: the one 'auto' picks
+        import torch
+
+        from ..kernels import resolve_backend
+
+        bks = (resolve_backend("auto", torch.empty(1, dtype=getattr(torch, dts[0]), device=device)),)
     prs = _choices(peers, (*PEERS, "none"), "peer")
     prs = () if "none" in prs else prs or (QUICK_PEERS if quick else PEERS)
     szs = tuple(dict.fromkeys(parse_size(s) for s in _split(sizes)))

@@ -324,11 +324,11 @@ def cmd_bench(args) -> int:
             print(f"slaf-approx bench: no saved run under {storage} to compare with (`slaf-approx bench` "
                   "saves one); checking the budgets only", file=sys.stderr)
         else:
-            thresh, how = compare.threshold(previous, args.threshold)
+            thresh, how = compare.thresholds(previous, args.threshold)
             rows = compare.compare_runs(run, previous, thresh)
             slower = [r for r in rows if r.slower]
             source = runs.saved_runs(storage)[saved.index(previous)].name
-            comparison = compare.compare_table(rows, thresh, how, source)
+            comparison = compare.compare_table(rows, how, source)
     else:
         run["slaf_approx"]["spread"] = compare.spread([*saved, run])
         path = runs.save_run(storage, run)

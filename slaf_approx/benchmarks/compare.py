@@ -29,6 +29,8 @@ BOOTSTRAP, LEVEL = 2000, 0.99
 DEFAULT_SPREAD = 0.10
 FLOOR = 0.05
 SPREAD_QUANTILE = 0.9
+#: the kinds of samples: ratios to the paired copy (kernels, lstsq) and raw seconds (the other fits)
+KINDS = ("anchored", "seconds")
 
 
 def median_ci(
@@ -55,12 +57,18 @@ def _key(b: Mapping) -> str:
     return b.get("fullname", b["name"])
 
 
+def _kind(b: Mapping) -> str:
+    return (b.get("extra_info") or {}).get("sample_kind", "seconds")
+
+
 def spread(runs: Sequence[Mapping]) -> dict:
     """The run-to-run spread of `runs` (saved runs, oldest first): over consecutive pairs that ran the same
     code (commit, and the digest of any uncommitted change), |median ratio - 1| per benchmark;
-    {"spread": its SPREAD_QUANTILE quantile (None without such a pair), "pairs": how many pairs,
+    {"spread": its SPREAD_QUANTILE quantile over all benchmarks (None without such a pair), "by_kind": the
+    same per kind of sample ("anchored" ratios to the paired copy, raw "seconds"), "pairs": how many pairs,
     "benchmarks": how many values}."""
-    values, pairs = [], 0
+    values: dict[str, list[float]] = {}
+    pairs = 0
     for a, b in zip(runs, runs[1:], strict=False):
         ca, cb = (a.get("slaf_approx") or {}), (b.get("slaf_approx") or {})
         same = [ca.get(k) == cb.get(k) for k in ("commit", "dirty", "diff")]
@@ -71,17 +79,31 @@ def spread(runs: Sequence[Mapping]) -> dict:
         for x in b["benchmarks"]:
             s, p = _samples(x), before.get(_key(x))
             if s and p and np.median(p) > 0:
-                values.append(abs(float(np.median(s) / np.median(p)) - 1.0))
-    q = float(np.quantile(values, SPREAD_QUANTILE)) if values else None
-    return {"spread": q, "pairs": pairs, "benchmarks": len(values)}
+                values.setdefault(_kind(x), []).append(abs(float(np.median(s) / np.median(p)) - 1.0))
+    every = [v for vs in values.values() for v in vs]
+    q = float(np.quantile(every, SPREAD_QUANTILE)) if every else None
+    by_kind = {k: float(np.quantile(vs, SPREAD_QUANTILE)) for k, vs in values.items()}
+    return {"spread": q, "by_kind": by_kind, "pairs": pairs, "benchmarks": len(every)}
 
 
-def threshold(previous: Mapping, floor: float = FLOOR) -> tuple[float, str]:
-    """(threshold, where it comes from) for a comparison with the saved run `previous`."""
-    s = ((previous.get("slaf_approx") or {}).get("spread") or {}).get("spread")
+def threshold(previous: Mapping, floor: float = FLOOR, kind: str | None = None) -> tuple[float, str]:
+    """(threshold, where it comes from) for a comparison with the saved run `previous`: the measured
+    spread of benchmarks of this `kind` of sample (of all, without a kind), at least `floor`."""
+    sp = (previous.get("slaf_approx") or {}).get("spread") or {}
+    s = (sp.get("by_kind") or {}).get(kind) if kind else None
+    s = sp.get("spread") if s is None else s
     if s is None or not math.isfinite(s):
         return max(floor, DEFAULT_SPREAD), f"no spread measured yet: default {DEFAULT_SPREAD:.0%}"
     return max(floor, s), f"measured spread {s:.1%}, floor {floor:.0%}"
+
+
+def thresholds(previous: Mapping, floor: float = FLOOR) -> tuple[dict[str, float], str]:
+    """Per kind of sample: (thresholds, one line saying where they come from)."""
+    out, how = {}, []
+    for kind in KINDS:
+        out[kind], h = threshold(previous, floor, kind)
+        how.append(f"{kind} {out[kind]:.1%} ({h})")
+    return out, "; ".join(how)
 
 
 @dataclass(frozen=True)
@@ -97,9 +119,11 @@ class CompareRow:
     faster: bool
 
 
-def compare_runs(current: Mapping, previous: Mapping, thresh: float) -> list[CompareRow]:
+def compare_runs(
+    current: Mapping, previous: Mapping, thresh: float | Mapping[str, float]
+) -> list[CompareRow]:
     """Every benchmark with samples in both runs (same fullname): slower when the intervals do not overlap
-    and the ratio exceeds 1 + thresh; faster in the mirror case."""
+    and the ratio exceeds 1 + thresh (a number, or one per kind of sample); faster in the mirror case."""
     before = {_key(b): b for b in previous.get("benchmarks", [])}
     rows = []
     for b in current.get("benchmarks", []):
@@ -112,17 +136,19 @@ def compare_runs(current: Mapping, previous: Mapping, thresh: float) -> list[Com
             continue
         ci, cip = median_ci(s), median_ci(sp)
         ratio = m / mp
+        kind = _kind(b)
+        t = thresh if isinstance(thresh, (int, float)) else thresh.get(kind, DEFAULT_SPREAD)
         rows.append(
             CompareRow(
                 b["name"],
-                (b.get("extra_info") or {}).get("sample_kind", "seconds"),
+                kind,
                 mp,
                 m,
                 ratio,
                 cip,
                 ci,
-                ci[0] > cip[1] and ratio > 1.0 + thresh,
-                ci[1] < cip[0] and ratio < 1.0 / (1.0 + thresh),
+                ci[0] > cip[1] and ratio > 1.0 + t,
+                ci[1] < cip[0] and ratio < 1.0 / (1.0 + t),
             )
         )
     return rows
@@ -132,15 +158,13 @@ def _v(v: float, kind: str) -> str:
     return f"{v:.4g}×" if kind == "anchored" else f"{v * 1e3:.4g} ms"
 
 
-def compare_table(
-    rows: Sequence[CompareRow], thresh: float, how: str, source: str = "", only_slower: bool = True
-) -> str:
+def compare_table(rows: Sequence[CompareRow], how: str, source: str = "", only_slower: bool = True) -> str:
     """Markdown: a one-line verdict, then the benchmarks found slower (or all, with only_slower=False)."""
     bad = [r for r in rows if r.slower]
     fast = [r for r in rows if r.faster]
     head = (
         f"{len(rows)} benchmarks compared with the saved run{f' {source}' if source else ''}: "
-        f"{len(bad)} slower, {len(fast)} faster (threshold {thresh:.1%}: {how}; {LEVEL:.0%} bootstrap "
+        f"{len(bad)} slower, {len(fast)} faster (thresholds: {how}; {LEVEL:.0%} bootstrap "
         "intervals of the medians must not overlap)."
     )
     show = bad if only_slower else rows

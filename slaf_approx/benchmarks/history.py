@@ -12,8 +12,9 @@ from matplotlib.figure import Figure
 from .._markdown import table
 from .runs import commit_order, records
 
-#: the table shows the newest runs only, the figure all of them
+#: the table shows the newest runs only, the figure all of them; the figure names the NAMED that moved most
 TABLE_RUNS = 8
+NAMED = 7
 QUANTITY_LABEL = {"median": "median time (s)", "anchored": "time / paired copy time"}
 
 
@@ -67,35 +68,41 @@ def history_table(runs: Sequence[Mapping], quantity: str = "median") -> str:
 
 
 def history_figure(runs: Sequence[Mapping], quantity: str = "median") -> Figure:
-    """Each benchmark's quantity over its value in the first run that has it, against the run (commit)."""
+    """Each benchmark's quantity over its value in the first run that has it, against the run (commit).
+    The NAMED benchmarks that moved most (largest |last / first - 1|) are coloured and named in the legend;
+    the others are thin grey lines."""
     s = series(runs, quantity)
-    fig = Figure(figsize=(9, 5), dpi=100, layout="constrained")
+    fig = Figure(figsize=(10, 5), dpi=100, layout="constrained")
     ax = fig.subplots()
     from matplotlib import colormaps
 
-    cm = colormaps["tab20"]
-    for i, (name, vals) in enumerate(s.items()):
+    lines = {}
+    for name, vals in s.items():
         first = next(v for v in vals if v is not None)
         pts = [(k, v / first) for k, v in enumerate(vals) if v is not None and first]
         if pts:
-            ax.plot(
-                *zip(*pts, strict=True),
-                marker="o",
-                markersize=3,
-                linewidth=1,
-                color=cm(i % 20),
-                label=name if len(s) <= 14 else None,
-            )
+            lines[name] = pts
+    moved = sorted(lines, key=lambda n: -abs(lines[n][-1][1] - 1.0))[:NAMED]
+    cm = colormaps["tab10"]
+    for name, pts in lines.items():
+        if name not in moved:
+            ax.plot(*zip(*pts, strict=True), linewidth=0.6, color="0.75")
+    for i, name in enumerate(moved):
+        ax.plot(
+            *zip(*lines[name], strict=True), marker="o", markersize=3, linewidth=1.3, color=cm(i), label=name
+        )
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(runs)), [_label(r) for r in runs], rotation=45, fontsize=7)
     ax.set_xlabel("saved run (commit), oldest first")
     ax.set_ylabel(f"{QUANTITY_LABEL.get(quantity, quantity)} / first run's")
     ax.grid(True, alpha=0.3)
-    if 0 < len(s) <= 14:
-        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_title(
-        f"History of {len(s)} benchmarks across {len(runs)} saved runs"
-        + ("" if len(s) <= 14 else " (one line each; too many to name)"),
-        fontsize=10,
-    )
+    if moved:
+        ax.legend(
+            fontsize=6,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            title=f"moved most ({len(moved)} of {len(lines)})",
+            title_fontsize=7,
+        )
+    ax.set_title(f"History of {len(lines)} benchmarks across {len(runs)} saved runs", fontsize=10)
     return fig

@@ -334,6 +334,10 @@ def test_the_check_catches_a_25_percent_slowdown_and_not_noise():
     before, again = cpu_run(seed=1), cpu_run(seed=2)  # the same distributions, other draws
     rows = compare.compare_runs(again, before, 0.10)
     assert rows and not any(r.slower for r in rows)
+    # samples of another kind (seconds against ratios to the copy) are not compared
+    other = json.loads(json.dumps(again))
+    other["benchmarks"][0]["extra_info"]["sample_kind"] = "seconds"
+    assert len(compare.compare_runs(other, before, 0.10)) == len(rows) - 1
     slow = compare.compare_runs(_slowed(again, 1.25), before, 0.10)
     flagged = {r.name for r in slow if r.slower}
     assert flagged == {b["name"] for b in again["benchmarks"] if b["extra_info"].get("op") == "slaf"}

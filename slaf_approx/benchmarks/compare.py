@@ -129,7 +129,7 @@ def compare_runs(
     for b in current.get("benchmarks", []):
         p = before.get(_key(b))
         s, sp = _samples(b), _samples(p) if p else None
-        if not s or not sp:
+        if not s or not sp or _kind(b) != _kind(p):  # ratios and seconds do not compare
             continue
         m, mp = float(np.median(s)), float(np.median(sp))
         if mp <= 0:

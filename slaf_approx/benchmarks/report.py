@@ -534,7 +534,6 @@ def kernel_report(
     budgets_source: str = "budgets.toml",
     comparison: str | None = None,
     history: str | None = None,
-    noise: str | None = None,
 ) -> tuple[str, dict[str, Figure]]:
     """(Markdown of kernels.md, {png name: Figure}) from (source label, pytest-benchmark JSON) pairs. Each
     (device, dtype) found gets its tables and figures; without a CUDA run the GPU section says the figures
@@ -575,8 +574,6 @@ def kernel_report(
         ]
     if comparison:
         md += ["## Against the saved run", "", comparison]
-    if noise:
-        md += ["## Regression check: false alarms and detection", "", noise, ""]
     if history:
         md += ["## History", "", history]
     have_gpu = False

@@ -389,21 +389,27 @@ def cmd_report(args) -> int:
     return 0
 
 
+FULL_STEPS, QUICK_STEPS = 2000, 200
+
+
 def cmd_run(args) -> int:
     from .report import write_report
     from .sweep import DEFAULT_SUITE, RATIONAL_SUITE
 
-    suites = _suites(args, [(tuple(DEFAULT_SUITE.values()), {"steps": args.steps}),
+    partial = args.quick or args.steps is not None
+    out = _out_folder(str(_default_out(args, "run", partial)))
+    steps = args.steps or (QUICK_STEPS if args.quick else FULL_STEPS)
+    suites = _suites(args, [(tuple(DEFAULT_SUITE.values()), {"steps": steps}),
                             (tuple(RATIONAL_SUITE.values()), {})])
-    out = _out_folder(args.out)
     bench = _bench_records(_default_runs(out))  # read first: a broken run file stops us before the sweep
     recs, seconds = _sweep_and_write(args, suites, out)
-    from .benchmarks import quick_kernel_table
+    from .benchmarks.runtable import PEER_ROWS, quick_kernel_table
 
+    table_args = dict(size=2**16, min_run_time=0.02, peers=PEER_ROWS[:3]) if args.quick else {}
     try:
         path = write_report([r.to_dict() for r in recs], out, overlay_degree=8,
-                            meta=_meta("slaf-approx run", seconds), kernel_table=quick_kernel_table(),
-                            bench=bench)
+                            meta=_meta("slaf-approx run", seconds),
+                            kernel_table=quick_kernel_table(**table_args), bench=bench)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; the results table in {str(out)!r} is written, the report is not "
                           "complete (slaf-approx report makes it from the table)") from None
@@ -498,85 +504,191 @@ def _show_entry(e: dict) -> None:
         print(f"{'in python':>20}: SLAF.from_coefficients({e['name']!r})  (slaf_approx.nn)")
 
 
-def cmd_bench(args) -> int:
-    """Time the benchmark suite with pytest-benchmark, then write reports/kernels.md and check the budgets
-    (and, with --check, the last saved run of this host and device)."""
-    import subprocess
+SCRATCH = Path(".scratch")
 
+
+def _default_out(args, command: str, partial: bool) -> Path:
+    """--out when given; else the committed reports/ for a full run, and for a quick or partial run a
+    scratch folder that git ignores (.scratch/COMMAND), announced on stderr."""
+    if args.out is not None:
+        return Path(args.out)
+    if not partial:
+        return Path("reports")
+    out = SCRATCH / command
+    print(f"slaf-approx {command}: a partial run: writing to {out}/ (git ignores it); the published "
+          "report is written by the full command only", file=sys.stderr)
+    return out
+
+
+def _finite_positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    t = text.strip()
+    try:
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value < 10):
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 5% or 0.05, got {text!r}")
+    return value
+
+
+def cmd_bench(args) -> int:
+    """Time the benchmark suite (pytest-benchmark, the suite shipped in slaf_approx.benchmarks.suite), save
+    the run for this machine, write kernels.md and check the budgets; with --check, compare with the newest
+    saved run instead of saving; with --history, draw the saved runs and time nothing."""
     try:
         from . import benchmarks as kb
-
-        kb.parse_compare_fail(args.compare_fail)
+        from .benchmarks import command, compare, runs, workloads
     except ImportError as exc:
-        raise UsageError(f"slaf-approx bench needs pytest-benchmark and torch ({exc}); "
-                         "pip install 'slaf-approx[test]'") from None
-    out = Path(args.out)
-    if args.report_only:
-        budgets = kb.load_budgets(args.budgets)
-        return _bench_finish(args, kb, [(p, kb.load_run(p)) for p in args.report_only], budgets, out)
-    settings = kb.bench_settings(args.device, args.dtype, args.sizes, args.backends, args.degrees,
-                                 rounds=args.rounds, warmup=args.warmup, quick=args.quick)
-    root = Path.cwd()
-    if not (root / "bench" / "test_bench_kernels.py").is_file():
-        raise UsageError(f"bench/test_bench_kernels.py not found under {root}: run slaf-approx bench from "
-                         "the repository root")
+        raise UsageError(f"slaf-approx bench needs pytest and pytest-benchmark ({exc})") from None
+    args.budgets = args.budgets or kb.BUDGETS_FILE
     budgets = kb.load_budgets(args.budgets)
+    workloads.slowdown()  # a bad test-hook value is bad input, before any work
+    if args.report_only:
+        out = Path(args.out or "reports")
+        return _bench_finish(args, [(p, kb.load_run(p)) for p in args.report_only], budgets, out)
+    settings = kb.bench_settings(args.device, args.dtype, args.sizes, args.backends, args.degrees,
+                                 peers=args.peers, rounds=args.rounds, warmup=args.warmup, quick=args.quick)
+    storage = Path(args.storage) if args.storage else runs.storage_path(Path.cwd(), settings.device)
+    if args.history:
+        return _bench_history(args, storage, Path(args.out or "reports"))
+    chosen = (args.dtype, args.sizes, args.backends, args.degrees, args.peers, args.rounds, args.deadline)
+    partial = (args.quick or args.check or args.kernels_only or bool(args.pytest_args)
+               or any(v is not None for v in chosen))
+    out = _out_folder(str(_default_out(args, "bench", partial)))
     json_path = Path(args.json) if args.json else out / "bench" / f"run-{settings.device}.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = json_path.with_name(f".{json_path.name}.partial")
-    cmd = kb.pytest_command(root, settings, tmp.resolve(), check=args.check, compare_fail=args.compare_fail,
-                            quick=args.quick, python=sys.executable, deadline=args.deadline,
-                            fit=not args.kernels_only, extra=args.pytest_args,
-                            storage=Path(args.storage).resolve() if args.storage else None)
-    previous = kb.load_run(cmd.compared) if cmd.compared else None
-    for note in cmd.notes:
-        print(f"slaf-approx bench: {note}", file=sys.stderr)
-    print("slaf-approx bench: " + " ".join(cmd.argv[1:]), file=sys.stderr, flush=True)
-    rc = subprocess.run(cmd.argv, cwd=root).returncode
+    log = json_path.with_name(f"pytest-{settings.device}.log")
+    argv = command.pytest_command(settings, tmp.resolve(), quick=args.quick, python=sys.executable,
+                                  deadline=args.deadline, fit=not args.kernels_only, extra=args.pytest_args)
+    print(f"slaf-approx bench: timing (pytest log -> {log})", file=sys.stderr, flush=True)
+    import subprocess
+
+    with open(log, "w") as fh:
+        rc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT).returncode
     if not tmp.is_file():
         why = "no benchmark ran (all skipped or deselected)" if rc in (0, 5) else "pytest failed"
-        print(f"slaf-approx bench: {why}: pytest exited with status {rc} and wrote no benchmark JSON",
-              file=sys.stderr)
+        print(f"slaf-approx bench: {why}: pytest exited with status {rc} and wrote no benchmark JSON; "
+              f"see {log}", file=sys.stderr)
         return rc or 1
-    run = kb.without_raw_timings(kb.load_run(tmp))
-    kb.write_text(json_path, json.dumps(run, indent=1) + "\n")
+    run = kb.compact(kb.load_run(tmp))
+    run["slaf_approx"] = runs.code_version() | {"quick": bool(args.quick), "device": settings.device}
     tmp.unlink()
-    runs = [(str(json_path), run)]
-    gpu = out / "gpu" / "kernels.json"
-    if settings.device == "cpu" and gpu.is_file():
-        runs.append((str(gpu), kb.load_run(gpu)))
-    comparison, regressed = None, False
-    if previous is not None:
-        rows = kb.compare_runs(runs[0][1], previous, args.compare_fail)
-        regressed = any(r.failed for r in rows)
-        comparison = kb.compare_table(rows, args.compare_fail, str(cmd.compared))
-    code = _bench_finish(args, kb, runs, budgets, out, comparison, regressed)
-    if rc != 0:
-        print(f"slaf-approx bench: pytest exited with status {rc} (a benchmark failed or got slower than "
-              f"--compare-fail {args.compare_fail})", file=sys.stderr)
+    saved = [kb.load_run(p) for p in runs.saved_runs(storage)]
+    comparison, slower = None, []
+    if args.check:
+        previous = next((r for r in reversed(saved) if {b["name"] for b in r["benchmarks"]}
+                         & {b["name"] for b in run["benchmarks"]}), None)
+        if previous is None:
+            print(f"slaf-approx bench: no saved run under {storage} to compare with (`slaf-approx bench` "
+                  "saves one); checking the budgets only", file=sys.stderr)
+        else:
+            thresh, how = compare.thresholds(previous, args.threshold)
+            rows = compare.compare_runs(run, previous, thresh)
+            slower = [r for r in rows if r.slower]
+            source = runs.saved_runs(storage)[saved.index(previous)].name
+            comparison = compare.compare_table(rows, how, source)
+    else:
+        run["slaf_approx"]["spread"] = compare.spread([*saved, run])
+        path = runs.save_run(storage, run)
+        print(f"slaf-approx bench: saved -> {path}", file=sys.stderr)
+    kb_path = json_path
+    from ._io import atomic_write
+
+    atomic_write(kb_path, (json.dumps(run, indent=1) + "\n").encode("utf-8"))
+    all_runs = [(str(json_path), run)]
+    gpu = Path("reports") / "gpu" / "kernels.json"
+    if settings.device == "cpu" and not partial and gpu.is_file():
+        all_runs.append((str(gpu), kb.load_run(gpu)))
+    code = _bench_finish(args, all_runs, budgets, out, comparison, slower, storage=storage, full=not partial)
+    if rc not in (0, 5):
+        failed = [line for line in log.read_text(errors="replace").splitlines()
+                  if line.startswith(("FAILED", "ERROR"))]
+        print(f"slaf-approx bench: pytest exited with status {rc}: {'; '.join(failed[:5]) or 'see the log'} "
+              f"({log})", file=sys.stderr)
         return 1
     return code
 
 
-def _bench_finish(args, kb, runs, budgets, out: Path, comparison: str | None = None,
-                  regressed: bool = False) -> int:
-    recs = [r for _, run in runs for r in kb.records(run)]
+def _bench_history(args, storage: Path, out: Path) -> int:
+    from .benchmarks import history
+    from .benchmarks.report import write_figures_and_text
+    from .benchmarks.runs import load_run, saved_runs
+
+    files = saved_runs(storage)
+    if not files:
+        raise UsageError(f"no saved runs under {storage}: `slaf-approx bench` saves one per run")
+    runs_ = history.ordered([load_run(p) for p in files])
+    text = history.history_table(runs_, args.history_of)
+    path = write_figures_and_text(out, "# Benchmark history\n\n" + text
+                                  + "\n![history](kernels_history.png)\n",
+                                  {"kernels_history.png": history.history_figure(runs_, args.history_of)},
+                                  name="kernels_history.md")
+    print(text)
+    print(f"history -> {path}", file=sys.stderr)
+    return 0
+
+
+def _bench_finish(args, runs_, budgets, out: Path, comparison: str | None = None, slower=(), *,
+                  storage: Path | None = None, full: bool = False) -> int:
+    from . import benchmarks as kb
+    from .benchmarks import history, report
+
+    recs = [r for _, run in runs_ for r in kb.records(run)]
     results = kb.check_budgets(recs, budgets)
-    path = kb.write_kernel_report(runs, out, results, budgets_source=str(args.budgets), comparison=comparison)
-    fit_runs = [run for _, run in runs if any(r.get("op") is None for r in kb.records(run))]
+    hist_md, hist_fig = None, None
+    if storage is not None and full:
+        saved = history.ordered([kb.load_run(p) for p in kb.runs.saved_runs(storage)])
+        if len(saved) > 1:
+            hist_md = history.history_table(saved, args.history_of) + "\n![history](kernels_history.png)\n"
+            hist_fig = history.history_figure(saved, args.history_of)
+    md, figures = report.kernel_report(runs_, results, budgets_source=str(args.budgets),
+                                       comparison=comparison, history=hist_md)
+    if hist_fig is not None:
+        figures["kernels_history.png"] = hist_fig
+    if full:  # the published report is rewritten whole: no figure of an earlier layout is left behind
+        for stale in Path(out).glob("kernels_*.png"):
+            if stale.name not in figures:
+                stale.unlink()
+    path = report.write_figures_and_text(out, md, figures)
+    fit_runs = [run for _, run in runs_ if any(r.get("op") is None for r in kb.records(run))]
     if fit_runs:
-        kb.write_text(out / "bench" / "fit.md", kb.fit_markdown(fit_runs[0], results))
+        report.write_text(out / "bench" / "fit.md", report.fit_markdown(fit_runs[0], results))
+    failed = [r for r in results if r.failed]
+    print(f"report -> {path}", file=sys.stderr)
+    if args.check and (failed or slower):
+        print(_failure_table(failed, slower))
+        print(f"slaf-approx bench: check failed: {len(slower)} benchmarks slower, {len(failed)} budgets "
+              "broken", file=sys.stderr)
+        return 1
     print(kb.budget_table(results))
     if comparison:
         print(comparison)
-    print(f"report -> {path}", file=sys.stderr)
-    measured = [r for r in results if r.status != "not measured"]
-    for i, (_, run) in enumerate(runs):
-        print(kb.short_summary(run, measured if i == len(runs) - 1 else ()))
-    failed = [r.budget.name for r in results if r.failed]
-    if failed:
-        print(f"slaf-approx bench: budgets broken: {', '.join(failed)}", file=sys.stderr)
-    return 1 if args.check and (failed or regressed) else 0
+    for i, (_, run) in enumerate(runs_):
+        print(report.short_summary(run, results if i == len(runs_) - 1 else ()))
+    return 0
+
+
+def _failure_table(failed, slower) -> str:
+    from ._markdown import table
+    from .benchmarks.budgets import measured_text
+
+    rows = [["budget", r.budget.name, measured_text(r), r.budget.limit(),
+             r.status + (f" ({r.detail})" if r.detail else "")] for r in failed]
+    rows += [["slower", r.name, f"{r.ratio - 1:+.1%}",
+              f"saved interval ends at {r.ci_before[1]:.4g}, now starts at {r.ci_after[0]:.4g}", "slower"]
+             for r in slower]
+    return table(["check", "name", "measured", "limit", "status"], rows, "llrll")
 
 
 def _version() -> str:
@@ -709,8 +821,13 @@ def build_parser() -> argparse.ArgumentParser:
     pp.set_defaults(func=cmd_paper)
 
     run = add("run", "the default suite, then the report")
-    run.add_argument("--out", default="reports", help="folder for the results table and the report")
-    run.add_argument("--steps", type=_positive, default=2000, help="gradient fits: optimizer steps")
+    run.add_argument("--out", default=None, help="folder for the results table and the report; default: "
+                     "reports/ for the full run, .scratch/run/ for --quick or --steps")
+    run.add_argument("--steps", type=_positive, default=None,
+                     help=f"gradient fits: optimizer steps; default: {FULL_STEPS}; {QUICK_STEPS} with "
+                          "--quick")
+    run.add_argument("--quick", action="store_true", help="a smoke run: 200 optimizer steps, a short "
+                     "kernel table, into .scratch/run/")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_run_options(run)
     run.set_defaults(func=cmd_run)
@@ -725,40 +842,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = add("bench", "time the kernel and fitting benchmarks, report, check the budgets")
     b.add_argument("--device", default="cpu", help="allowed: cpu, cuda")
-    b.add_argument("--dtype", nargs="+", default=None, help="allowed: float32, bfloat16; default: float32 on "
-                   "CPU, both on CUDA")
-    b.add_argument("--backends", nargs="+", default=None, help="SLAF backends; allowed: reference, fused "
-                   "(CPU), triton (CUDA); default: the device's")
-    b.add_argument("--sizes", nargs="+", default=None, help="element counts, e.g. 2^16 2^20 2^24 (the CPU "
-                   "default; CUDA: 2^20 .. 2^28)")
+    b.add_argument("--dtype", nargs="+", default=None, help="float32, bfloat16 (default: float32 on CPU, "
+                   "both on CUDA)")
+    b.add_argument("--backends", nargs="+", default=None, help="SLAF backends (default: every backend "
+                   "available on the device; triton on CUDA only)")
+    b.add_argument("--peers", nargs="+", default=None, help="horner:eager horner:compile recurrence:compile "
+                   "pau:eager pau:compile (the default), or none")
+    b.add_argument("--sizes", nargs="+", default=None, help="element counts (default CPU: 2^10 2^16 2^20 "
+                   "2^24; CUDA: 2^20 .. 2^28)")
     b.add_argument("--degrees", nargs="+", default=None, help=f"SLAF degrees, each {degree_help}; "
                    "default: 2 4 8 16")
-    b.add_argument("--quick", action="store_true", help="the budgets' size and degree only, fused/triton, "
-                   "no default sweep")
+    b.add_argument("--quick", action="store_true", help="one size (CPU 2^20) and degree (8), eager and "
+                   "compiled Horner as peers, no layer, no default sweep")
     b.add_argument("--kernels-only", action="store_true", help="skip the fitting-engine benchmarks")
-    b.add_argument("--check", action="store_true", help="exit 1 if a budget breaks or a benchmark is slower "
-                   "than the last saved run of this host and device (this run is not saved)")
-    b.add_argument("--compare-fail", default="median:10%", help="pytest-benchmark's regression limit, "
-                   "STAT:PERCENT%% or STAT:SECONDS")
-    b.add_argument("--budgets", default="bench/budgets.toml", help="the budgets file (TOML)")
-    b.add_argument("--out", default="reports", help="kernels.md and PNGs here, the JSON in OUT/bench/")
-    b.add_argument("--json", default=None, help="the run's JSON, stats without the raw timings; default: "
-                   "OUT/bench/run-DEVICE.json")
-    b.add_argument("--storage", default=None, metavar="DIR", help="pytest-benchmark's saved runs: saved "
-                   "here, compared with the newest here with --check; default: .benchmarks/HOST-DEVICE")
-    b.add_argument("--rounds", type=_positive, default=None, help="CUDA: timed rounds per benchmark (≥ 1); "
-                   "default: pytest-benchmark's")
+    b.add_argument("--check", action="store_true", help="exit 1, with one table, if a budget breaks or a "
+                   "benchmark is slower than the newest saved run of this machine (this run is not saved)")
+    b.add_argument("--threshold", type=_fraction, default=0.05, metavar="FRACTION",
+                   help="--check: the least slowdown reported, raised to the machine's measured run-to-run "
+                   "spread (default 5%%)")
+    b.add_argument("--budgets", default=None, help="budgets file (default: the shipped "
+                   "slaf_approx/benchmarks/budgets.toml)")
+    b.add_argument("--out", default=None, help="kernels.md and PNGs here, the JSON in OUT/bench/ (default: "
+                   "reports/ for a full run, .scratch/bench/ for a quick or partial one)")
+    b.add_argument("--json", default=None, help="the run's JSON (default OUT/bench/run-DEVICE.json)")
+    b.add_argument("--storage", default=None, metavar="DIR", help="the saved runs (default "
+                   ".benchmarks/HOST-DEVICE): saved here, compared with the newest here with --check")
+    b.add_argument("--rounds", type=_positive, default=None, help="fixed timed rounds per benchmark")
     b.add_argument("--warmup", type=int, default=None, help="CUDA: warm-up rounds per benchmark; default: "
                    "pytest-benchmark's")
-    b.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
+    b.add_argument("--deadline", type=_finite_positive, default=None, metavar="SECONDS",
                    help="skip the benchmarks left after this many seconds (what ran is still reported); "
                         "default: no deadline")
+    b.add_argument("--history", action="store_true", help="draw each benchmark across the saved runs in "
+                   "commit order (OUT/kernels_history.png and .md); times nothing")
+    b.add_argument("--history-of", default="median", metavar="QUANTITY", help="the quantity --history "
+                   "draws: median (default), anchored (time / paired copy), or a counted field")
     b.add_argument("--report-only", nargs="+", default=None, metavar="RUN.json",
                    help="re-render the report (and check the budgets) from saved runs, timing nothing; "
                         "default: time a new run")
     b.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
                    help="after --: more pytest arguments, e.g. slaf-approx bench -- "
-                        "--benchmark-min-rounds=3; default: none")
+                        "--benchmark-max-time=2; default: none")
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -1,8 +1,8 @@
-"""Fitting-engine benchmarks (pytest-benchmark).
+"""Fitting-engine benchmarks (pytest-benchmark): lstsq against numpy, Remez by degree, one default sweep.
 
-Budgets (bench/budgets.toml) are checked by `slaf-approx bench`.
+Budgets (budgets.toml) are checked by `slaf-approx bench`.
 
-`tox -e bench` times them and saves the run; the test suite runs each once, untimed
+`slaf-approx bench` times them and saves the run; the test suite runs each once, untimed
 (--benchmark-disable), so a broken benchmark fails CI.
 """
 
@@ -17,6 +17,13 @@ from slaf_approx.targets import get_target
 POINTS = 2000  # sample points for the lstsq comparison
 DEGREE = 20  # the lstsq comparison's
 REMEZ_DEGREES = (4, 8, 12, 16, 20)
+#: the anchor each Remez round is paired with: a fixed single-threaded numpy job (sorting 2^20 doubles, a
+#: few tens of ms), so the Remez samples are ratios that cancel the machine's load as the kernels' do
+ANCHOR_DATA = np.random.default_rng(1).random(2**20)
+
+
+def anchor():
+    np.sort(ANCHOR_DATA)
 
 
 @pytest.fixture(scope="module")
@@ -26,38 +33,45 @@ def samples():
 
 
 @pytest.mark.benchmark(group="lstsq: ours vs numpy on the same points")
-def test_lstsq_ours(benchmark, samples):
+def test_lstsq_ours(paired, samples):
+    """Our lstsq, each round paired with numpy's fit of the same points (samples: ours / numpy's)."""
     x, y = samples
     basis = get_basis("chebyshev")
-    c, _ = benchmark(lambda: solve_lstsq(basis, x / 3.0, y, DEGREE))
+    c, _ = paired(
+        lambda: solve_lstsq(basis, x / 3.0, y, DEGREE),
+        lambda: np.polynomial.Chebyshev.fit(x, y, DEGREE, domain=[-3, 3]),
+        points=POINTS,
+        degree=DEGREE,
+    )
     ref = np.polynomial.Chebyshev.fit(x, y, DEGREE, domain=[-3, 3]).coef
     assert np.max(np.abs(c - ref)) <= 1e-12
-    benchmark.extra_info.update(points=POINTS, degree=DEGREE)
 
 
 @pytest.mark.benchmark(group="lstsq: ours vs numpy on the same points")
-def test_lstsq_numpy(benchmark, samples):
+def test_lstsq_numpy(paired, samples):
+    """numpy's fit, each round paired with the anchor (raw seconds of a BLAS call vary 100x under load)."""
     x, y = samples
-    p = benchmark(lambda: np.polynomial.Chebyshev.fit(x, y, DEGREE, domain=[-3, 3]))
+    p = paired(lambda: np.polynomial.Chebyshev.fit(x, y, DEGREE, domain=[-3, 3]), anchor, points=POINTS,
+               degree=DEGREE)
     assert p.degree() == DEGREE
-    benchmark.extra_info.update(points=POINTS, degree=DEGREE)
 
 
 @pytest.mark.parametrize("degree", REMEZ_DEGREES)
 @pytest.mark.parametrize("target", DEFAULT_SUITE["targets"])
-def test_remez(benchmark, target, degree):
+def test_remez(benchmark, paired, target, degree):
     """One minimax fit (Remez exchange with its certificate) on [-3, 3], per target of the default suite and
-    degree: how its cost grows with the degree."""
+    degree: how its cost grows with the degree. Each round is paired with the anchor."""
     benchmark.group = f"remez, degree {degree}"
-    r = benchmark(fit, target, degree, "minimax", "chebyshev", (-3.0, 3.0))
+    r = paired(lambda: fit(target, degree, "minimax", "chebyshev", (-3.0, 3.0)), anchor)
     assert r.converged and r.levelled_error <= r.max_error
     benchmark.extra_info.update(target=target, degree=degree, iterations=r.iterations, max_error=r.max_error)
 
 
 @pytest.mark.benchmark(group="sweep")
 def test_default_sweep(benchmark):
-    recs = benchmark.pedantic(sweep, args=tuple(DEFAULT_SUITE.values()), kwargs=dict(progress=False),
-                              rounds=1, iterations=1)
+    recs = benchmark.pedantic(
+        sweep, args=tuple(DEFAULT_SUITE.values()), kwargs=dict(progress=False), rounds=1, iterations=1
+    )
     n = 1
     for axis in DEFAULT_SUITE.values():
         n *= len(axis)

@@ -454,7 +454,8 @@ def cmd_paper(args) -> int:
     from .paper import DEGREES, run_paper
 
     t0 = time.perf_counter()
-    out = _out_folder(args.out)
+    partial = args.quick or args.tasks is not None or args.seeds != 5 or args.degrees is not None
+    out = _out_folder(str(_default_out(args, "paper", partial)))
     path = run_paper(args.tasks, args.seeds, out, args.quick, degrees=args.degrees or DEGREES,
                      progress=None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True)))
     print(f"{time.perf_counter() - t0:.1f} s; report -> {path}", file=sys.stderr)
@@ -815,7 +816,8 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--degrees", type=_degree, nargs="+", default=None,
                     help=f"SLAF degrees, each {degree_help}; default: 3 8 (the first is the main comparison, "
                          "the others test stability)")
-    pp.add_argument("--out", default="reports", help="folder for paper.md and its figures")
+    pp.add_argument("--out", default=None, help="folder for paper.md and its figures; default: reports/ for "
+                    "the full run, .scratch/paper/ for --quick or a subset of tasks, seeds or degrees")
     pp.add_argument("--quick", action="store_true", help="a fifth of the epochs (a smoke run)")
     pp.add_argument("--quiet", action="store_true", help="no progress lines")
     pp.set_defaults(func=cmd_paper)

@@ -599,11 +599,29 @@ def test_the_out_folder_of_partial_runs_is_the_scratch_folder(capsys):
     class A:
         out = None
 
-    assert cli._out_folder(A(), "bench", partial=False) == Path("reports")
-    assert cli._out_folder(A(), "run", partial=True) == Path(".scratch/run")
+    assert cli._default_out(A(), "bench", partial=False) == Path("reports")
+    assert cli._default_out(A(), "run", partial=True) == Path(".scratch/run")
     assert ".scratch/run/" in capsys.readouterr().err
     A.out = "/tmp/x"
-    assert cli._out_folder(A(), "bench", partial=True) == Path("/tmp/x")
+    assert cli._default_out(A(), "bench", partial=True) == Path("/tmp/x")
+
+
+@pytest.mark.parametrize("argv, partial", [
+    (["paper"], False), (["paper", "--quick"], True), (["paper", "--seeds", "2"], True),
+    (["paper", "--tasks", "cubic"], True), (["run"], False), (["run", "--quick"], True),
+    (["run", "--steps", "9"], True)])
+def test_partial_paper_and_run_go_to_the_scratch_folder(monkeypatch, tmp_path, argv, partial):
+    # the command's own partial-run rule decides the folder: run the command up to its first work, no further
+    monkeypatch.chdir(tmp_path)
+    seen = {}
+
+    def stop(text):
+        seen["out"] = Path(text)
+        raise cli.UsageError("stopped before any work")
+
+    monkeypatch.setattr(cli, "_out_folder", stop)
+    assert cli.main(argv) == 2
+    assert seen["out"] == (Path(".scratch") / argv[0] if partial else Path("reports"))
     assert ".scratch/" in (ROOT / ".gitignore").read_text().split()
 
 

@@ -25,6 +25,14 @@
  * gcoef terms go into per-lane partial sums (compute dtype, SLAF_BS lanes per degree), flushed into double
  * accumulators when the channel changes, after SLAF_FLUSH blocks (or samples), and at the end of a chunk.
  *
+ * Vector kernels (2 <= K <= SLAF_KMAX, rows of S >= SLAF_SMALL_S, which is every shared-coefficient call): the
+ * same arithmetic, written with GCC vector types as wide as the machine's (SLAF_VBYTES), one instance per K so
+ * that the degree loops unroll completely; coefficients are broadcast into registers once per call, the K gcoef
+ * sums stay in registers (compute dtype over SLAF_FLUSH vectors, then per lane in double), and a run of
+ * consecutive blocks of one row is one call. Per element and degree that is 2 FMAs forward (1 without B) and
+ * about 4 backward (q_k, its gcoef sum, its gx term), each on a whole vector. The generic loops above remain
+ * for K = 1, K > SLAF_KMAX and the per-lane coefficients of short rows.
+ *
  * Determinism of gcoef: the blocks are split into a FIXED set of chunks that depends on the shape only, never
  * on the thread count; each chunk accumulates into its own buffer and the buffers are added in chunk order,
  * so gcoef is bitwise reproducible whatever the number of threads (no atomics).
@@ -40,6 +48,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h> /* INFINITY */
 
 #define SLAF_TILE 8192        /* elements per parallel work item in the elementwise passes */
 #define SLAF_EBS 1024         /* elements per forward block (<= SLAF_TILE) */
@@ -64,6 +73,17 @@
 #define SLAF_VBYTES 32
 #else
 #define SLAF_VBYTES 16
+#endif
+/* the low and high halves of a float vector (for the conversion of lane sums to double) */
+#if SLAF_VBYTES == 64
+#define SLAF_LO_IDX 0, 1, 2, 3, 4, 5, 6, 7
+#define SLAF_HI_IDX 8, 9, 10, 11, 12, 13, 14, 15
+#elif SLAF_VBYTES == 32
+#define SLAF_LO_IDX 0, 1, 2, 3
+#define SLAF_HI_IDX 4, 5, 6, 7
+#else
+#define SLAF_LO_IDX 0, 1
+#define SLAF_HI_IDX 2, 3
 #endif
 
 #define SLAF_E_NULL 1         /* a required pointer is NULL */
@@ -143,17 +163,21 @@ static int64_t slaf_small_groups(int64_t C, int64_t S)
 
 #define SLAF_TYPED_PART
 #define T float
+#define SLAF_F32 1
 #define SLAF_TI int32_t
 #define SFX(name) name##_f32
 #include __FILE__
 #undef T
+#undef SLAF_F32
 #undef SLAF_TI
 #undef SFX
 #define T double
+#define SLAF_F32 0
 #define SLAF_TI int64_t
 #define SFX(name) name##_f64
 #include __FILE__
 #undef T
+#undef SLAF_F32
 #undef SLAF_TI
 #undef SFX
 
@@ -429,6 +453,87 @@ static void SFX(slaf_flush_lanes)(T *restrict ab, double *restrict dab, int64_t 
     }
 }
 
+/* ---- overflow ---------------------------------------------------------------------------------------------
+ * Where the true value overflows, the recurrences meet inf - inf or 0 * inf and give NaN. The rule (the same in
+ * reference.py and triton_kernels.py): with the coefficients all finite, m the highest degree with ct_m != 0
+ * (monic: the sign of ct_m is that of the leading term),
+ * - y NaN while t is not NaN: y = sign(ct_m) sign(t)^m inf (m >= 1), ct_0 (m = 0), 0 (all zero);
+ * - gx NaN while t is not NaN and gy is finite: 0 where gy = 0; else scale gy ct_1 (m = 1), 0 (m = 0), or
+ *   sign(scale gy ct_m) sign(t)^(m-1) inf (m >= 2).
+ * That is the limit |t| -> inf, which is what overflow means here. NaN inputs (x, gy or a coefficient) stay NaN.
+ * Scalar and rare: the passes only call these where a NaN came out. Coefficient k of element i: ct[k*ks + i*ls]. */
+
+/* m as above, -1 if every coefficient is 0, -2 if one is not finite */
+static int64_t SFX(slaf_lead)(const T *c, int64_t ks, int64_t K)
+{
+    int64_t m = -1;
+    for (int64_t k = 0; k < K; ++k) {
+        const T v = c[k * ks];
+        if (v - v != 0) return -2; /* NaN or inf */
+        if (v != 0) m = k;
+    }
+    return m;
+}
+
+SLAF_INLINE T SFX(slaf_t1)(T x, T scale, T shift, int clamp, T tlo, T thi)
+{
+    T t = scale * x + shift;
+    if (clamp) {
+        t = t < tlo ? tlo : t;
+        t = t > thi ? thi : t;
+    }
+    return t;
+}
+
+static void SFX(slaf_fix_y)(const T *x, T *y, int64_t n, const T *ct, int64_t ks, int64_t ls, int64_t K, T scale,
+                            T shift, int clamp, T tlo, T thi)
+{
+    for (int64_t i = 0; i < n; ++i) {
+        if (y[i] == y[i]) continue;
+        const T t = SFX(slaf_t1)(x[i], scale, shift, clamp, tlo, thi);
+        const T *c = ct + i * ls;
+        const int64_t m = SFX(slaf_lead)(c, ks, K);
+        if (t != t || m == -2) continue;
+        if (m <= 0) {
+            y[i] = m == 0 ? c[0] : (T)0;
+            continue;
+        }
+        const int neg = (c[m * ks] < 0) ^ ((m & 1) && t < 0);
+        y[i] = neg ? -(T)INFINITY : (T)INFINITY;
+    }
+}
+
+static void SFX(slaf_fix_gx)(const T *x, const T *gy, T *gx, int64_t n, const T *ct, int64_t ks, int64_t ls,
+                             int64_t K, T scale, T shift, int clamp, T tlo, T thi)
+{
+    for (int64_t i = 0; i < n; ++i) {
+        if (gx[i] == gx[i]) continue;
+        const T t = SFX(slaf_t1)(x[i], scale, shift, clamp, tlo, thi), g = gy[i];
+        const T *c = ct + i * ls;
+        const int64_t m = SFX(slaf_lead)(c, ks, K);
+        if (t != t || g - g != 0 || m == -2) continue;
+        if (g == 0 || m <= 0) {
+            gx[i] = 0;
+            continue;
+        }
+        if (m == 1) {
+            gx[i] = scale * g * c[ks];
+            continue;
+        }
+        const int neg = (scale < 0) ^ (g < 0) ^ (c[m * ks] < 0) ^ (((m - 1) & 1) && t < 0);
+        gx[i] = neg ? -(T)INFINITY : (T)INFINITY;
+    }
+}
+
+/* any NaN among n values */
+SLAF_INLINE int SFX(slaf_any_nan)(const T *v, int64_t n)
+{
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (int64_t i = 0; i < n; ++i) any |= v[i] != v[i];
+    return any;
+}
+
 /* ---- vector kernels: 2 <= K <= SLAF_KMAX, one row's coefficients -------------------------------------------
  * The same arithmetic as the loops above, written with GCC vector types (SLAF_VBYTES wide) and a compile-time K:
  * the degree loops unroll completely, the coefficients are broadcast into registers once per call, and the K
@@ -487,19 +592,28 @@ SLAF_INLINE void SFX(slaf_vfwd)(const T *restrict x, T *restrict y, int64_t n, c
         b[k] = zero + (HB ? bm[k] : (T)0);
     }
     const V vs = zero + scale, vh = zero + shift, lo = zero + tlo, hi = zero + thi;
+    V chk = zero; /* y*0 summed: NaN if some y is NaN (or inf), one FMA per vector */
     int64_t i = 0;
     for (; i + VW <= n; i += VW) {
         const V t = SFX(slaf_vt)(SFX(slaf_vload)(x + i) * vs + vh, CL, lo, hi);
-        SFX(slaf_vstore)(y + i, SFX(slaf_vclenshaw)(t, c, b, K, HB));
+        const V r = SFX(slaf_vclenshaw)(t, c, b, K, HB);
+        chk = r * zero + chk;
+        SFX(slaf_vstore)(y + i, r);
     }
     if (i < n) { /* the tail, through a zero-padded vector */
         _Alignas(64) T buf[VW];
         memset(buf, 0, sizeof buf);
         memcpy(buf, x + i, (size_t)(n - i) * sizeof(T));
         const V t = SFX(slaf_vt)(SFX(slaf_vload)(buf) * vs + vh, CL, lo, hi);
-        SFX(slaf_vstore)(buf, SFX(slaf_vclenshaw)(t, c, b, K, HB));
+        const V r = SFX(slaf_vclenshaw)(t, c, b, K, HB);
+        chk = r * zero + chk;
+        SFX(slaf_vstore)(buf, r);
         memcpy(y + i, buf, (size_t)(n - i) * sizeof(T));
     }
+    _Alignas(64) T cb[VW];
+    SFX(slaf_vstore)(cb, chk);
+    if (SFX(slaf_any_nan)(cb, VW) && SFX(slaf_any_nan)(y, n))
+        SFX(slaf_fix_y)(x, y, n, ct, 1, 0, K, scale, shift, CL, tlo, thi);
 }
 
 /* One vector of the backward recurrence, as slaf_bwd_block_impl: q_k = gy psi_k; GC: a[k] += q_k; GX: returns
@@ -530,15 +644,26 @@ SLAF_INLINE V SFX(slaf_vbwd_step)(V traw, V g, V *a, const V *d, const V *b, con
     return s;
 }
 
-/* a[k] (compute dtype) into the double lane sums dl[k*VW + lane], and clear a */
-SLAF_INLINE void SFX(slaf_vflush)(V *a, double *restrict dl, const int K)
+/* double lane sums: SLAF_DPV double vectors per compute-dtype vector */
+typedef double SFX(slaf_vd) __attribute__((vector_size(SLAF_VBYTES)));
+#define VD SFX(slaf_vd)
+#if SLAF_F32
+#define SLAF_DPV 2
+#else
+#define SLAF_DPV 1
+#endif
+
+/* a[k] (compute dtype) into the double lane sums dl[k*SLAF_DPV ...], and clear a */
+SLAF_INLINE void SFX(slaf_vflush)(V *a, VD *restrict dl, const int K)
 {
 #pragma GCC unroll 64
     for (int k = 0; k < K; ++k) {
-        _Alignas(64) T tmp[VW];
-        SFX(slaf_vstore)(tmp, a[k]);
-#pragma omp simd
-        for (int64_t j = 0; j < VW; ++j) dl[k * VW + j] += (double)tmp[j];
+#if SLAF_F32
+        dl[2 * k] += __builtin_convertvector(__builtin_shufflevector(a[k], a[k], SLAF_LO_IDX), VD);
+        dl[2 * k + 1] += __builtin_convertvector(__builtin_shufflevector(a[k], a[k], SLAF_HI_IDX), VD);
+#else
+        dl[k] += a[k];
+#endif
         a[k] = (V){0};
     }
 }
@@ -546,11 +671,12 @@ SLAF_INLINE void SFX(slaf_vflush)(V *a, double *restrict dl, const int K)
 /* n elements of one row: gx (GX), and acc[k] += sum_i gy_i psi_k(t_i) (GC; in a fixed order: per lane in the
  * compute dtype over SLAF_FLUSH vectors, per lane in double, then the lanes in order). */
 SLAF_INLINE void SFX(slaf_vbwd)(const T *restrict x, const T *restrict gy, T *restrict gx, double *restrict acc,
-                                int64_t n, const T *restrict bm, const T *restrict cd, const int K, T scale,
+                                int64_t n, const T *restrict bm, const T *restrict cd, const T *restrict ct,
+                                const int K, T scale,
                                 T shift, const int CL, T tlo, T thi, const int HB, const int GC, const int GX)
 {
     V a[SLAF_KMAX], d[SLAF_KMAX], b[SLAF_KMAX];
-    _Alignas(64) double dl[GC ? SLAF_KMAX * VW : 1];
+    VD dl[GC ? SLAF_KMAX * SLAF_DPV : 1];
     const V zero = {0};
 #pragma GCC unroll 64
     for (int k = 0; k < K; ++k) {
@@ -558,14 +684,19 @@ SLAF_INLINE void SFX(slaf_vbwd)(const T *restrict x, const T *restrict gy, T *re
         d[k] = zero + (GX ? cd[k] : (T)0);
         b[k] = zero + (HB ? bm[k] : (T)0);
     }
-    if (GC) memset(dl, 0, (size_t)K * VW * sizeof(double));
+    if (GC)
+        for (int k = 0; k < K * SLAF_DPV; ++k) dl[k] = (VD){0};
     const V vsc = zero + scale, vh = zero + shift, lo = zero + tlo, hi = zero + thi;
+    V chk = zero; /* as in slaf_vfwd */
     int64_t i = 0;
     int cnt = 0;
     for (; i + VW <= n; i += VW) {
         const V traw = SFX(slaf_vload)(x + i) * vsc + vh;
         const V r = SFX(slaf_vbwd_step)(traw, SFX(slaf_vload)(gy + i), a, d, b, K, vsc, CL, lo, hi, HB, GC, GX);
-        if (GX) SFX(slaf_vstore)(gx + i, r);
+        if (GX) {
+            chk = r * zero + chk;
+            SFX(slaf_vstore)(gx + i, r);
+        }
         if (GC && ++cnt == SLAF_FLUSH) {
             SFX(slaf_vflush)(a, dl, K);
             cnt = 0;
@@ -580,16 +711,25 @@ SLAF_INLINE void SFX(slaf_vbwd)(const T *restrict x, const T *restrict gy, T *re
         const V traw = SFX(slaf_vload)(bx) * vsc + vh;
         const V r = SFX(slaf_vbwd_step)(traw, SFX(slaf_vload)(bg), a, d, b, K, vsc, CL, lo, hi, HB, GC, GX);
         if (GX) {
+            chk = r * zero + chk;
             SFX(slaf_vstore)(bx, r);
             memcpy(gx + i, bx, (size_t)(n - i) * sizeof(T));
         }
         ++cnt;
     }
+    if (GX) {
+        _Alignas(64) T cb[VW];
+        SFX(slaf_vstore)(cb, chk);
+        if (SFX(slaf_any_nan)(cb, VW) && SFX(slaf_any_nan)(gx, n))
+            SFX(slaf_fix_gx)(x, gy, gx, n, ct, 1, 0, K, scale, shift, CL, tlo, thi);
+    }
     if (!GC) return;
     if (cnt) SFX(slaf_vflush)(a, dl, K);
-    for (int k = 0; k < K; ++k) {
+    for (int k = 0; k < K; ++k) { /* the lanes in order */
+        _Alignas(64) double l[SLAF_DPV * SLAF_VBYTES / sizeof(double)];
+        memcpy(l, dl + k * SLAF_DPV, sizeof l);
         double s = 0;
-        for (int64_t j = 0; j < VW; ++j) s += dl[k * VW + j];
+        for (size_t j = 0; j < sizeof l / sizeof l[0]; ++j) s += l[j];
         acc[k] += s;
     }
 }
@@ -598,7 +738,7 @@ SLAF_INLINE void SFX(slaf_vbwd)(const T *restrict x, const T *restrict gy, T *re
 typedef void (*SFX(slaf_vfwd_fn))(const T *restrict, T *restrict, int64_t, const T *restrict, const T *restrict, T,
                                   T, T, T);
 typedef void (*SFX(slaf_vbwd_fn))(const T *restrict, const T *restrict, T *restrict, double *restrict, int64_t,
-                                  const T *restrict, const T *restrict, T, T, T, T);
+                                  const T *restrict, const T *restrict, const T *restrict, T, T, T, T);
 #define SLAF_VFWD_INST(KK, HB, CL)                                                                            \
     SLAF_NOINLINE void SFX(slaf_vfwd_##KK##_##HB##CL)(const T *restrict x, T *restrict y, int64_t n,         \
                                                       const T *restrict ct, const T *restrict bm, T scale,    \
@@ -610,9 +750,10 @@ typedef void (*SFX(slaf_vbwd_fn))(const T *restrict, const T *restrict, T *restr
     SLAF_NOINLINE void SFX(slaf_vbwd_##KK##_##HB##CL##GC##GX)(const T *restrict x, const T *restrict gy,     \
                                                               T *restrict gx, double *restrict acc, int64_t n, \
                                                               const T *restrict bm, const T *restrict cd,     \
-                                                              T scale, T shift, T tlo, T thi)                 \
+                                                              const T *restrict ct, T scale, T shift, T tlo,  \
+                                                              T thi)                                          \
     {                                                                                                         \
-        SFX(slaf_vbwd)(x, gy, gx, acc, n, bm, cd, KK, scale, shift, CL, tlo, thi, HB, GC, GX);                \
+        SFX(slaf_vbwd)(x, gy, gx, acc, n, bm, cd, ct, KK, scale, shift, CL, tlo, thi, HB, GC, GX);            \
     }
 #define SLAF_VINST(KK)                                                                                        \
     SLAF_VFWD_INST(KK, 0, 0) SLAF_VFWD_INST(KK, 0, 1) SLAF_VFWD_INST(KK, 1, 0) SLAF_VFWD_INST(KK, 1, 1)       \
@@ -640,6 +781,8 @@ static const SFX(slaf_vbwd_fn) SFX(slaf_vbwd_tab)[SLAF_KMAX + 1][2][2][3] = {SLA
 #undef V
 #undef VI
 #undef VW
+#undef VD
+#undef SLAF_DPV
 
 /* ---- blocks and passes ----------------------------------------------------------------------------------- */
 
@@ -661,19 +804,22 @@ SLAF_INLINE void SFX(slaf_fwd_block)(const T *restrict x, T *restrict y, int64_t
     } while (0)
     if (!clamp) {
         SLAF_FWD_CALL(x, scale, shift);
-        return;
+    } else {
+        _Alignas(64) T tl[SLAF_EBS];
+        SFX(slaf_run_t)(x, tl, NULL, n, scale, shift, 1, tlo, thi);
+        SLAF_FWD_CALL(tl, (T)1, (T)0);
     }
-    _Alignas(64) T tl[SLAF_EBS];
-    SFX(slaf_run_t)(x, tl, NULL, n, scale, shift, 1, tlo, thi);
-    SLAF_FWD_CALL(tl, (T)1, (T)0);
 #undef SLAF_FWD_CALL
+    if (SFX(slaf_any_nan)(y, n))
+        SFX(slaf_fix_y)(x, y, n, ct, PL ? SLAF_BS : 1, PL ? 1 : 0, K, scale, shift, clamp, tlo, thi);
 }
 
-/* Backward block of n <= SLAF_BS elements: gx if gx != NULL, the lane sums ab if ab != NULL; cd per lane if PL
- * (then only with gx). */
+/* Backward block of n <= SLAF_BS elements: gx if gx != NULL, the lane sums ab if ab != NULL; cd (and ct, for
+ * the overflow rule) per lane if PL (then only with gx). */
 SLAF_INLINE void SFX(slaf_bwd_block)(const T *restrict x, const T *restrict gy, T *restrict gx, T *restrict ab,
-                                     int64_t n, const T *restrict bm, const T *restrict cd, int64_t K, T scale,
-                                     T shift, const int clamp, T tlo, T thi, const int hasB, const int PL)
+                                     int64_t n, const T *restrict bm, const T *restrict cd, const T *restrict ct,
+                                     int64_t K, T scale, T shift, const int clamp, T tlo, T thi, const int hasB,
+                                     const int PL)
 {
     _Alignas(64) T tl[SLAF_BS];
     _Alignas(64) T keep[SLAF_BS];
@@ -694,6 +840,8 @@ SLAF_INLINE void SFX(slaf_bwd_block)(const T *restrict x, const T *restrict gy, 
         else SLAF_BWD_CALL(slaf_bwd_nb_x);
     }
 #undef SLAF_BWD_CALL
+    if (gx && SFX(slaf_any_nan)(gx, n))
+        SFX(slaf_fix_gx)(x, gy, gx, n, ct, PL ? SLAF_BS : 1, PL ? 1 : 0, K, scale, shift, clamp, tlo, thi);
 }
 
 /* Rows of S >= SLAF_SMALL_S: the elementwise passes (forward, or gx without gcoef) over the flattened (row,
@@ -715,7 +863,7 @@ SLAF_INLINE void SFX(slaf_elementwise)(const T *x, const T *gy, T *out, const SF
             const int64_t off = r * S + j0;
             if (bwd)
                 SFX(slaf_vbwd_tab)[K][hasB][clamp][0](x + off, gy + off, out + off, NULL, j1 - j0, pp->bm,
-                                                      pp->cd + c * K, scale, shift, tlo, thi);
+                                                      pp->cd + c * K, pp->ct + c * K, scale, shift, tlo, thi);
             else
                 SFX(slaf_vfwd_tab)[K][hasB][clamp](x + off, out + off, j1 - j0, pp->ct + c * K, pp->bm, scale,
                                                    shift, tlo, thi);
@@ -724,8 +872,8 @@ SLAF_INLINE void SFX(slaf_elementwise)(const T *x, const T *gy, T *out, const SF
         for (int64_t j = j0; j < j1; j += bs) {
             const int64_t off = r * S + j, n = (j1 - j) < bs ? (j1 - j) : bs;
             if (bwd)
-                SFX(slaf_bwd_block)(x + off, gy + off, out + off, NULL, n, pp->bm, pp->cd + c * K, K, scale, shift,
-                                    clamp, tlo, thi, hasB, 0);
+                SFX(slaf_bwd_block)(x + off, gy + off, out + off, NULL, n, pp->bm, pp->cd + c * K, pp->ct + c * K,
+                                    K, scale, shift, clamp, tlo, thi, hasB, 0);
             else
                 SFX(slaf_fwd_block)(x + off, out + off, n, pp->ct + c * K, pp->bm, K, scale, shift, clamp, tlo,
                                     thi, hasB, 0);
@@ -799,7 +947,8 @@ SLAF_INLINE int SFX(slaf_bwd_small)(const T *x, const T *gy, T *gx, double *accb
         T *ab = gc ? (T *)aligned_alloc(64, kb * sizeof(T)) : NULL;
         double *dab = gc ? (double *)aligned_alloc(64, kb * sizeof(double)) : NULL;
         T *tab = gx ? (T *)aligned_alloc(64, kb * sizeof(T)) : NULL;
-        const int ok = (!gc || (ab && dab)) && (!gx || tab);
+        T *ctab = gx ? (T *)aligned_alloc(64, kb * sizeof(T)) : NULL; /* ct per lane: the overflow rule */
+        const int ok = (!gc || (ab && dab)) && (!gx || (tab && ctab));
         if (!ok) {
 #pragma omp atomic write
             failed = 1;
@@ -817,12 +966,15 @@ SLAF_INLINE int SFX(slaf_bwd_small)(const T *x, const T *gy, T *gx, double *accb
             double *acc = gc ? accbase + m * C * K : NULL;
             for (int64_t j0 = p0; j0 < p1; j0 += SLAF_BS) {
                 const int64_t n = (p1 - j0) < SLAF_BS ? (p1 - j0) : SLAF_BS;
-                if (gx) SFX(slaf_lane_coef)(tab, pp->cd, j0, n, S, K);
+                if (gx) {
+                    SFX(slaf_lane_coef)(tab, pp->cd, j0, n, S, K);
+                    SFX(slaf_lane_coef)(ctab, pp->ct, j0, n, S, K);
+                }
                 int64_t cnt = 0;
                 for (int64_t s = n0; s < n1; ++s) {
                     const int64_t off = s * L + j0;
-                    SFX(slaf_bwd_block)(x + off, gy + off, gx ? gx + off : NULL, ab, n, pp->bm, tab, K, scale,
-                                        shift, clamp, tlo, thi, hasB, 1);
+                    SFX(slaf_bwd_block)(x + off, gy + off, gx ? gx + off : NULL, ab, n, pp->bm, tab, ctab, K,
+                                        scale, shift, clamp, tlo, thi, hasB, 1);
                     if (gc && ++cnt == SLAF_FLUSH) {
                         SFX(slaf_flush_lanes)(ab, dab, n, K);
                         cnt = 0;
@@ -849,6 +1001,7 @@ SLAF_INLINE int SFX(slaf_bwd_small)(const T *x, const T *gy, T *gx, double *accb
         free(ab);
         free(dab);
         free(tab);
+        free(ctab);
     }
     return failed ? SLAF_E_NOMEM : 0;
 }
@@ -899,8 +1052,8 @@ SLAF_INLINE int SFX(slaf_gcoef_pass)(const T *x, const T *gy, T *gx, double *acc
                     const int64_t off = (n * C + c) * S + j0;
                     SFX(slaf_vbwd_tab)[K][hasB][clamp][gx ? 2 : 1](x + off, gy + off, gx ? gx + off : NULL,
                                                                    acc + c * K, j1 - j0, pp->bm,
-                                                                   pp->cd ? pp->cd + c * K : NULL, scale, shift,
-                                                                   tlo, thi);
+                                                                   pp->cd ? pp->cd + c * K : NULL,
+                                                                   pp->ct + c * K, scale, shift, tlo, thi);
                     bq = end;
                 }
                 continue;
@@ -916,7 +1069,8 @@ SLAF_INLINE int SFX(slaf_gcoef_pass)(const T *x, const T *gy, T *gx, double *acc
                     cnt = used = 0;
                 }
                 SFX(slaf_bwd_block)(x + off, gy + off, gx ? gx + off : NULL, ab, len, pp->bm,
-                                    pp->cd ? pp->cd + c * K : NULL, K, scale, shift, clamp, tlo, thi, hasB, 0);
+                                    pp->cd ? pp->cd + c * K : NULL, pp->ct + c * K, K, scale, shift, clamp, tlo,
+                                    thi, hasB, 0);
                 ++cnt;
                 used = len > used ? len : used;
             }

@@ -31,7 +31,7 @@ def _expected(xs: np.ndarray, gys: np.ndarray, coef: np.ndarray, basis: str, dty
     m = max(k for k in range(K) if coef[k] != 0)
     lead = coef[m] * np.prod(A[:m])
     y, gx = [], []
-    for x, gy in zip(xs, gys):
+    for x, gy in zip(xs, gys, strict=True):
         if math.isnan(x):
             y.append(math.nan)
             gx.append(math.nan)
@@ -74,7 +74,8 @@ def test_overflow_is_signed_infinity(basis, dtype):
         if seed == 2:
             coef[K - 1] = 0.0  # the leading term is the highest nonzero one
         coef = coef.to(dtype)
-        y_exp, gx_exp = _expected(xs.double().numpy(), gy.double().numpy(), coef.double().numpy(), basis, dtype)
+        y_exp, gx_exp = _expected(xs.double().numpy(), gy.double().numpy(), coef.double().numpy(), basis,
+                                  dtype)
         for backend in _backends(dtype):
             y, gx, _ = _run(backend, xs, coef, basis, gy=gy)
             tag = f"{backend} {basis} {dtype} seed={seed}"
@@ -93,7 +94,8 @@ def test_overflow_per_channel_and_clamped(basis):
         y, gx, _ = _run(backend, x, coef, basis)
         for c in range(2):
             xc = x[:, c].reshape(-1)
-            y_exp, gx_exp = _expected(xc.double().numpy(), np.ones(18), coef[c].double().numpy(), basis, dtype)
+            y_exp, gx_exp = _expected(xc.double().numpy(), np.ones(18), coef[c].double().numpy(), basis,
+                                      dtype)
             far = xc.abs() != 0.5  # the overflowing points and the NaN
             _assert_same(f"y {backend} {basis} channel {c}", y[:, c].reshape(-1)[far], y_exp[far], xc[far])
             _assert_same(f"gx {backend} {basis} channel {c}", gx[:, c].reshape(-1)[far], gx_exp[far], xc[far])

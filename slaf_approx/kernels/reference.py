@@ -17,7 +17,8 @@ degree with a nonzero coefficient and lead = sign(coef_m * A_0 ... A_(m-1)) the 
 
 * y NaN while t is not NaN: y = lead * sign(t)^m * inf (m >= 1), coef_0 (m = 0), 0 (all zero);
 * grad x NaN while t and grad y are not NaN and grad y is finite: 0 where grad y = 0, else
-  scale * grad y * coef_1 * A_0 (m = 1), 0 (m = 0), sign(scale * grad y * lead) * sign(t)^(m-1) * inf (m >= 2).
+  scale * grad y * coef_1 * A_0 (m = 1), 0 (m = 0),
+  sign(scale * grad y * lead) * sign(t)^(m-1) * inf (m >= 2).
 
 That is the limit |t| -> inf. NaN inputs (x, grad y or a coefficient) stay NaN; with clamping nothing
 overflows. Here the gradient rule applies where y came out non-finite; the fused kernels apply it where
@@ -138,6 +139,7 @@ def slaf_reference(x: torch.Tensor, coef: torch.Tensor, basis: str, scale: float
     safe_t = torch.where(over, torch.zeros_like(t), t)  # no NaN through autograd at the fixed points
     y_safe = _series(safe_t, coef, basis, shape)
     with torch.no_grad():
-        phi = torch.stack([torch.where(over, p, torch.zeros_like(p)) for p in basis_values(t, basis, coef.shape[-1])])
+        phis = basis_values(t, basis, coef.shape[-1])
+        phi = torch.stack([torch.where(over, p, torch.zeros_like(p)) for p in phis])
     y_lim = _Limit.apply(t, coef, torch.where(fix_y, lim, y.detach()), dlim, phi)
     return torch.where(over, y_lim, y_safe)

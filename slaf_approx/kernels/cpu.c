@@ -25,6 +25,14 @@
  * gcoef terms go into per-lane partial sums (compute dtype, SLAF_BS lanes per degree), flushed into double
  * accumulators when the channel changes, after SLAF_FLUSH blocks (or samples), and at the end of a chunk.
  *
+ * Vector kernels (2 <= K <= SLAF_KMAX, rows of S >= SLAF_SMALL_S, which is every shared-coefficient call): the
+ * same arithmetic, written with GCC vector types as wide as the machine's (SLAF_VBYTES), one instance per K so
+ * that the degree loops unroll completely; coefficients are broadcast into registers once per call, the K gcoef
+ * sums stay in registers (compute dtype over SLAF_FLUSH vectors, then per lane in double), and a run of
+ * consecutive blocks of one row is one call. Per element and degree that is 2 FMAs forward (1 without B) and
+ * about 4 backward (q_k, its gcoef sum, its gx term), each on a whole vector. The generic loops above remain
+ * for K = 1, K > SLAF_KMAX and the per-lane coefficients of short rows.
+ *
  * Determinism of gcoef: the blocks are split into a FIXED set of chunks that depends on the shape only, never
  * on the thread count; each chunk accumulates into its own buffer and the buffers are added in chunk order,
  * so gcoef is bitwise reproducible whatever the number of threads (no atomics).
@@ -40,6 +48,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h> /* INFINITY */
 
 #define SLAF_TILE 8192        /* elements per parallel work item in the elementwise passes */
 #define SLAF_EBS 1024         /* elements per forward block (<= SLAF_TILE) */
@@ -47,9 +56,35 @@
 #define SLAF_LV 8             /* backward: degrees per group (the switch in slaf_bwd_block) */
 #define SLAF_FLUSH 16         /* gcoef: blocks summed per lane in the compute dtype before a flush to double */
 #define SLAF_NCHUNK 256       /* fixed number of gcoef chunks (independent of the thread count) */
-#define SLAF_PAR_MIN 32768    /* fewer elements than this: one thread */
+#define SLAF_CHUNK_BLOCKS 16  /* gcoef chunks of rows >= SLAF_SMALL_S: at least this many blocks each */
+#define SLAF_PAR_WORK 262144  /* less work than this (elements x K): one thread (a fork costs ~10 us) */
 #define SLAF_SMALL_S 16       /* rows shorter than this: blocks of positions across samples, per-lane coefs */
 #define SLAF_SPR 64           /* small S, forward: samples per work item (amortises the lane coefficients) */
+
+#define SLAF_KMAX 17          /* K = 2..SLAF_KMAX: the vector kernels with a compile-time K (degrees 1..16) */
+#define SLAF_KLIST(X) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16) X(17)
+
+/* vector width of the vector kernels: what the machine has (AVX-512 is used at full width: GCC's default
+ * for these CPUs prefers 256-bit vectors in auto-vectorised loops, which halves the arithmetic rate) */
+#if defined(__AVX512F__)
+#define SLAF_VBYTES 64
+#pragma GCC target("prefer-vector-width=512")
+#elif defined(__AVX__)
+#define SLAF_VBYTES 32
+#else
+#define SLAF_VBYTES 16
+#endif
+/* the low and high halves of a float vector (for the conversion of lane sums to double) */
+#if SLAF_VBYTES == 64
+#define SLAF_LO_IDX 0, 1, 2, 3, 4, 5, 6, 7
+#define SLAF_HI_IDX 8, 9, 10, 11, 12, 13, 14, 15
+#elif SLAF_VBYTES == 32
+#define SLAF_LO_IDX 0, 1, 2, 3
+#define SLAF_HI_IDX 4, 5, 6, 7
+#else
+#define SLAF_LO_IDX 0, 1
+#define SLAF_HI_IDX 2, 3
+#endif
 
 #define SLAF_E_NULL 1         /* a required pointer is NULL */
 #define SLAF_E_SIZE 2         /* rows < 0, S < 0, C < 1, K < 1 or rows not a multiple of C */
@@ -67,9 +102,9 @@ static int slaf_check(const void *x, const void *coef, const void *A, const void
     return 0;
 }
 
-static int slaf_threads(int nthreads, int64_t n)
+static int slaf_threads(int nthreads, int64_t n, int64_t K)
 {
-    if (n < SLAF_PAR_MIN || nthreads < 1) return 1;
+    if (n * (K + 1) < SLAF_PAR_WORK || nthreads < 1) return 1;
     return nthreads;
 }
 
@@ -112,6 +147,9 @@ static slaf_chunks slaf_make_chunks(int64_t rows, int64_t S, int64_t C)
     ch.M = SLAF_NCHUNK / ch.G;
     ch.N = rows / C;
     ch.bpr = (S + SLAF_BS - 1) / SLAF_BS;
+    /* chunks of at least SLAF_CHUNK_BLOCKS blocks: each chunk pays a fixed cost (its buffer, the lane sums) */
+    const int64_t m = ch.N * ((C + ch.G - 1) / ch.G) * ch.bpr / SLAF_CHUNK_BLOCKS;
+    if (m < ch.M) ch.M = m < 1 ? 1 : m;
     return ch;
 }
 
@@ -125,14 +163,22 @@ static int64_t slaf_small_groups(int64_t C, int64_t S)
 
 #define SLAF_TYPED_PART
 #define T float
+#define SLAF_F32 1
+#define SLAF_TI int32_t
 #define SFX(name) name##_f32
 #include __FILE__
 #undef T
+#undef SLAF_F32
+#undef SLAF_TI
 #undef SFX
 #define T double
+#define SLAF_F32 0
+#define SLAF_TI int64_t
 #define SFX(name) name##_f64
 #include __FILE__
 #undef T
+#undef SLAF_F32
+#undef SLAF_TI
 #undef SFX
 
 #else /* SLAF_TYPED_PART: everything below is compiled once per T */
@@ -407,6 +453,337 @@ static void SFX(slaf_flush_lanes)(T *restrict ab, double *restrict dab, int64_t 
     }
 }
 
+/* ---- overflow ---------------------------------------------------------------------------------------------
+ * Where the true value overflows, the recurrences meet inf - inf or 0 * inf and give NaN. The rule (the same in
+ * reference.py and triton_kernels.py): with the coefficients all finite, m the highest degree with ct_m != 0
+ * (monic: the sign of ct_m is that of the leading term),
+ * - y NaN while t is not NaN: y = sign(ct_m) sign(t)^m inf (m >= 1), ct_0 (m = 0), 0 (all zero);
+ * - gx NaN while t is not NaN and gy is finite: 0 where gy = 0; else scale gy ct_1 (m = 1), 0 (m = 0), or
+ *   sign(scale gy ct_m) sign(t)^(m-1) inf (m >= 2).
+ * That is the limit |t| -> inf, which is what overflow means here. NaN inputs (x, gy or a coefficient) stay NaN.
+ * Scalar and rare: the passes only call these where a NaN came out. Coefficient k of element i: ct[k*ks + i*ls]. */
+
+/* m as above, -1 if every coefficient is 0, -2 if one is not finite */
+static int64_t SFX(slaf_lead)(const T *c, int64_t ks, int64_t K)
+{
+    int64_t m = -1;
+    for (int64_t k = 0; k < K; ++k) {
+        const T v = c[k * ks];
+        if (v - v != 0) return -2; /* NaN or inf */
+        if (v != 0) m = k;
+    }
+    return m;
+}
+
+SLAF_INLINE T SFX(slaf_t1)(T x, T scale, T shift, int clamp, T tlo, T thi)
+{
+    T t = scale * x + shift;
+    if (clamp) {
+        t = t < tlo ? tlo : t;
+        t = t > thi ? thi : t;
+    }
+    return t;
+}
+
+static void SFX(slaf_fix_y)(const T *x, T *y, int64_t n, const T *ct, int64_t ks, int64_t ls, int64_t K, T scale,
+                            T shift, int clamp, T tlo, T thi)
+{
+    for (int64_t i = 0; i < n; ++i) {
+        if (y[i] == y[i]) continue;
+        const T t = SFX(slaf_t1)(x[i], scale, shift, clamp, tlo, thi);
+        const T *c = ct + i * ls;
+        const int64_t m = SFX(slaf_lead)(c, ks, K);
+        if (t != t || m == -2) continue;
+        if (m <= 0) {
+            y[i] = m == 0 ? c[0] : (T)0;
+            continue;
+        }
+        const int neg = (c[m * ks] < 0) ^ ((m & 1) && t < 0);
+        y[i] = neg ? -(T)INFINITY : (T)INFINITY;
+    }
+}
+
+static void SFX(slaf_fix_gx)(const T *x, const T *gy, T *gx, int64_t n, const T *ct, int64_t ks, int64_t ls,
+                             int64_t K, T scale, T shift, int clamp, T tlo, T thi)
+{
+    for (int64_t i = 0; i < n; ++i) {
+        if (gx[i] == gx[i]) continue;
+        const T t = SFX(slaf_t1)(x[i], scale, shift, clamp, tlo, thi), g = gy[i];
+        const T *c = ct + i * ls;
+        const int64_t m = SFX(slaf_lead)(c, ks, K);
+        if (t != t || g - g != 0 || m == -2) continue;
+        if (g == 0 || m <= 0) {
+            gx[i] = 0;
+            continue;
+        }
+        if (m == 1) {
+            gx[i] = scale * g * c[ks];
+            continue;
+        }
+        const int neg = (scale < 0) ^ (g < 0) ^ (c[m * ks] < 0) ^ (((m - 1) & 1) && t < 0);
+        gx[i] = neg ? -(T)INFINITY : (T)INFINITY;
+    }
+}
+
+/* any NaN among n values */
+SLAF_INLINE int SFX(slaf_any_nan)(const T *v, int64_t n)
+{
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (int64_t i = 0; i < n; ++i) any |= v[i] != v[i];
+    return any;
+}
+
+/* ---- vector kernels: 2 <= K <= SLAF_KMAX, one row's coefficients -------------------------------------------
+ * The same arithmetic as the loops above, written with GCC vector types (SLAF_VBYTES wide) and a compile-time K:
+ * the degree loops unroll completely, the coefficients are broadcast into registers once per call, and the K
+ * gcoef sums stay in registers (in the compute dtype for SLAF_FLUSH vectors, then per lane in double). */
+
+typedef T SFX(slaf_v) __attribute__((vector_size(SLAF_VBYTES)));
+typedef SLAF_TI SFX(slaf_vi) __attribute__((vector_size(SLAF_VBYTES)));
+#define V SFX(slaf_v)
+#define VI SFX(slaf_vi)
+#define VW ((int64_t)(SLAF_VBYTES / sizeof(T)))
+
+SLAF_INLINE V SFX(slaf_vload)(const T *p)
+{
+    V v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+SLAF_INLINE void SFX(slaf_vstore)(T *p, V v) { memcpy(p, &v, sizeof v); }
+
+/* m ? a : b, lane by lane (m: all ones or zero, as comparisons give) */
+SLAF_INLINE V SFX(slaf_vsel)(VI m, V a, V b) { return (V)((m & (VI)a) | (~m & (VI)b)); }
+
+/* t = scale*x + shift, clamped with comparisons: NaN stays NaN */
+SLAF_INLINE V SFX(slaf_vt)(V traw, const int CL, V lo, V hi)
+{
+    if (!CL) return traw;
+    V t = SFX(slaf_vsel)(traw < lo, lo, traw);
+    return SFX(slaf_vsel)(t > hi, hi, t);
+}
+
+/* Clenshaw in the monic basis, as slaf_run_fwd */
+SLAF_INLINE V SFX(slaf_vclenshaw)(V t, const V *c, const V *b, const int K, const int HB)
+{
+    V b1 = c[K - 1], b2 = t - t;
+#pragma GCC unroll 64
+    for (int k = K - 2; k >= 0; --k) {
+        V b0 = c[k];
+        if (HB) b0 -= b[k + 1] * b2;
+        b0 += t * b1;
+        b2 = b1;
+        b1 = b0;
+    }
+    return b1;
+}
+
+SLAF_INLINE void SFX(slaf_vfwd)(const T *restrict x, T *restrict y, int64_t n, const T *restrict ct,
+                                const T *restrict bm, const int K, T scale, T shift, const int CL, T tlo, T thi,
+                                const int HB)
+{
+    V c[SLAF_KMAX], b[SLAF_KMAX];
+    const V zero = {0};
+#pragma GCC unroll 64
+    for (int k = 0; k < K; ++k) {
+        c[k] = zero + ct[k];
+        b[k] = zero + (HB ? bm[k] : (T)0);
+    }
+    const V vs = zero + scale, vh = zero + shift, lo = zero + tlo, hi = zero + thi;
+    V chk = zero; /* y*0 summed: NaN if some y is NaN (or inf), one FMA per vector */
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        const V t = SFX(slaf_vt)(SFX(slaf_vload)(x + i) * vs + vh, CL, lo, hi);
+        const V r = SFX(slaf_vclenshaw)(t, c, b, K, HB);
+        chk = r * zero + chk;
+        SFX(slaf_vstore)(y + i, r);
+    }
+    if (i < n) { /* the tail, through a zero-padded vector */
+        _Alignas(64) T buf[VW];
+        memset(buf, 0, sizeof buf);
+        memcpy(buf, x + i, (size_t)(n - i) * sizeof(T));
+        const V t = SFX(slaf_vt)(SFX(slaf_vload)(buf) * vs + vh, CL, lo, hi);
+        const V r = SFX(slaf_vclenshaw)(t, c, b, K, HB);
+        chk = r * zero + chk;
+        SFX(slaf_vstore)(buf, r);
+        memcpy(y + i, buf, (size_t)(n - i) * sizeof(T));
+    }
+    _Alignas(64) T cb[VW];
+    SFX(slaf_vstore)(cb, chk);
+    if (SFX(slaf_any_nan)(cb, VW) && SFX(slaf_any_nan)(y, n))
+        SFX(slaf_fix_y)(x, y, n, ct, 1, 0, K, scale, shift, CL, tlo, thi);
+}
+
+/* One vector of the backward recurrence, as slaf_bwd_block_impl: q_k = gy psi_k; GC: a[k] += q_k; GX: returns
+ * scale * sum_(k <= K-2) cd_k q_k (p' has degree K-2), 0 where clamping is on and t is strictly outside. */
+SLAF_INLINE V SFX(slaf_vbwd_step)(V traw, V g, V *a, const V *d, const V *b, const int K, V vs, const int CL,
+                                  V lo, V hi, const int HB, const int GC, const int GX)
+{
+    const V t = SFX(slaf_vt)(traw, CL, lo, hi);
+    V q0 = g, q1 = t * g, s = {0};
+    if (GC) {
+        a[0] += q0;
+        a[1] += q1;
+    }
+    if (GX) s = K > 2 ? d[0] * q0 + d[1] * q1 : d[0] * q0;
+    const int KE = GC ? K : K - 1;
+#pragma GCC unroll 64
+    for (int k = 2; k < KE; ++k) {
+        V qn = t * q1;
+        if (HB) qn -= b[k - 1] * q0;
+        if (GC) a[k] += qn;
+        if (GX && k < K - 1) s += d[k] * qn;
+        q0 = q1;
+        q1 = qn;
+    }
+    if (!GX) return s;
+    s = vs * s;
+    if (CL) s = SFX(slaf_vsel)((traw < lo) | (traw > hi), (V){0}, s); /* 0 even where gy is NaN */
+    return s;
+}
+
+/* double lane sums: SLAF_DPV double vectors per compute-dtype vector */
+typedef double SFX(slaf_vd) __attribute__((vector_size(SLAF_VBYTES)));
+#define VD SFX(slaf_vd)
+#if SLAF_F32
+#define SLAF_DPV 2
+#else
+#define SLAF_DPV 1
+#endif
+
+/* a[k] (compute dtype) into the double lane sums dl[k*SLAF_DPV ...], and clear a */
+SLAF_INLINE void SFX(slaf_vflush)(V *a, VD *restrict dl, const int K)
+{
+#pragma GCC unroll 64
+    for (int k = 0; k < K; ++k) {
+#if SLAF_F32
+        dl[2 * k] += __builtin_convertvector(__builtin_shufflevector(a[k], a[k], SLAF_LO_IDX), VD);
+        dl[2 * k + 1] += __builtin_convertvector(__builtin_shufflevector(a[k], a[k], SLAF_HI_IDX), VD);
+#else
+        dl[k] += a[k];
+#endif
+        a[k] = (V){0};
+    }
+}
+
+/* n elements of one row: gx (GX), and acc[k] += sum_i gy_i psi_k(t_i) (GC; in a fixed order: per lane in the
+ * compute dtype over SLAF_FLUSH vectors, per lane in double, then the lanes in order). */
+SLAF_INLINE void SFX(slaf_vbwd)(const T *restrict x, const T *restrict gy, T *restrict gx, double *restrict acc,
+                                int64_t n, const T *restrict bm, const T *restrict cd, const T *restrict ct,
+                                const int K, T scale,
+                                T shift, const int CL, T tlo, T thi, const int HB, const int GC, const int GX)
+{
+    V a[SLAF_KMAX], d[SLAF_KMAX], b[SLAF_KMAX];
+    VD dl[GC ? SLAF_KMAX * SLAF_DPV : 1];
+    const V zero = {0};
+#pragma GCC unroll 64
+    for (int k = 0; k < K; ++k) {
+        a[k] = zero;
+        d[k] = zero + (GX ? cd[k] : (T)0);
+        b[k] = zero + (HB ? bm[k] : (T)0);
+    }
+    if (GC)
+        for (int k = 0; k < K * SLAF_DPV; ++k) dl[k] = (VD){0};
+    const V vsc = zero + scale, vh = zero + shift, lo = zero + tlo, hi = zero + thi;
+    V chk = zero; /* as in slaf_vfwd */
+    int64_t i = 0;
+    int cnt = 0;
+    for (; i + VW <= n; i += VW) {
+        const V traw = SFX(slaf_vload)(x + i) * vsc + vh;
+        const V r = SFX(slaf_vbwd_step)(traw, SFX(slaf_vload)(gy + i), a, d, b, K, vsc, CL, lo, hi, HB, GC, GX);
+        if (GX) {
+            chk = r * zero + chk;
+            SFX(slaf_vstore)(gx + i, r);
+        }
+        if (GC && ++cnt == SLAF_FLUSH) {
+            SFX(slaf_vflush)(a, dl, K);
+            cnt = 0;
+        }
+    }
+    if (i < n) { /* the tail: gy padded with zeros adds nothing to the sums (t = shift there is finite) */
+        _Alignas(64) T bx[VW], bg[VW];
+        memset(bx, 0, sizeof bx);
+        memset(bg, 0, sizeof bg);
+        memcpy(bx, x + i, (size_t)(n - i) * sizeof(T));
+        memcpy(bg, gy + i, (size_t)(n - i) * sizeof(T));
+        const V traw = SFX(slaf_vload)(bx) * vsc + vh;
+        const V r = SFX(slaf_vbwd_step)(traw, SFX(slaf_vload)(bg), a, d, b, K, vsc, CL, lo, hi, HB, GC, GX);
+        if (GX) {
+            chk = r * zero + chk;
+            SFX(slaf_vstore)(bx, r);
+            memcpy(gx + i, bx, (size_t)(n - i) * sizeof(T));
+        }
+        ++cnt;
+    }
+    if (GX) {
+        _Alignas(64) T cb[VW];
+        SFX(slaf_vstore)(cb, chk);
+        if (SFX(slaf_any_nan)(cb, VW) && SFX(slaf_any_nan)(gx, n))
+            SFX(slaf_fix_gx)(x, gy, gx, n, ct, 1, 0, K, scale, shift, CL, tlo, thi);
+    }
+    if (!GC) return;
+    if (cnt) SFX(slaf_vflush)(a, dl, K);
+    for (int k = 0; k < K; ++k) { /* the lanes in order */
+        _Alignas(64) double l[SLAF_DPV * SLAF_VBYTES / sizeof(double)];
+        memcpy(l, dl + k * SLAF_DPV, sizeof l);
+        double s = 0;
+        for (size_t j = 0; j < sizeof l / sizeof l[0]; ++j) s += l[j];
+        acc[k] += s;
+    }
+}
+
+/* the instances: one function per (K, variant), in tables indexed by K */
+typedef void (*SFX(slaf_vfwd_fn))(const T *restrict, T *restrict, int64_t, const T *restrict, const T *restrict, T,
+                                  T, T, T);
+typedef void (*SFX(slaf_vbwd_fn))(const T *restrict, const T *restrict, T *restrict, double *restrict, int64_t,
+                                  const T *restrict, const T *restrict, const T *restrict, T, T, T, T);
+#define SLAF_VFWD_INST(KK, HB, CL)                                                                            \
+    SLAF_NOINLINE void SFX(slaf_vfwd_##KK##_##HB##CL)(const T *restrict x, T *restrict y, int64_t n,         \
+                                                      const T *restrict ct, const T *restrict bm, T scale,    \
+                                                      T shift, T tlo, T thi)                                  \
+    {                                                                                                         \
+        SFX(slaf_vfwd)(x, y, n, ct, bm, KK, scale, shift, CL, tlo, thi, HB);                                  \
+    }
+#define SLAF_VBWD_INST(KK, HB, CL, GC, GX)                                                                    \
+    SLAF_NOINLINE void SFX(slaf_vbwd_##KK##_##HB##CL##GC##GX)(const T *restrict x, const T *restrict gy,     \
+                                                              T *restrict gx, double *restrict acc, int64_t n, \
+                                                              const T *restrict bm, const T *restrict cd,     \
+                                                              const T *restrict ct, T scale, T shift, T tlo,  \
+                                                              T thi)                                          \
+    {                                                                                                         \
+        SFX(slaf_vbwd)(x, gy, gx, acc, n, bm, cd, ct, KK, scale, shift, CL, tlo, thi, HB, GC, GX);            \
+    }
+#define SLAF_VINST(KK)                                                                                        \
+    SLAF_VFWD_INST(KK, 0, 0) SLAF_VFWD_INST(KK, 0, 1) SLAF_VFWD_INST(KK, 1, 0) SLAF_VFWD_INST(KK, 1, 1)       \
+    SLAF_VBWD_INST(KK, 0, 0, 1, 1) SLAF_VBWD_INST(KK, 0, 0, 1, 0) SLAF_VBWD_INST(KK, 0, 0, 0, 1)             \
+    SLAF_VBWD_INST(KK, 0, 1, 1, 1) SLAF_VBWD_INST(KK, 0, 1, 1, 0) SLAF_VBWD_INST(KK, 0, 1, 0, 1)             \
+    SLAF_VBWD_INST(KK, 1, 0, 1, 1) SLAF_VBWD_INST(KK, 1, 0, 1, 0) SLAF_VBWD_INST(KK, 1, 0, 0, 1)             \
+    SLAF_VBWD_INST(KK, 1, 1, 1, 1) SLAF_VBWD_INST(KK, 1, 1, 1, 0) SLAF_VBWD_INST(KK, 1, 1, 0, 1)
+SLAF_KLIST(SLAF_VINST)
+#define SLAF_VFWD_ROW(KK)                                                                                     \
+    [KK] = {{SFX(slaf_vfwd_##KK##_00), SFX(slaf_vfwd_##KK##_01)}, {SFX(slaf_vfwd_##KK##_10), SFX(slaf_vfwd_##KK##_11)}},
+#define SLAF_VBWD_ROW(KK)                                                                                     \
+    [KK] = {{{SFX(slaf_vbwd_##KK##_0001), SFX(slaf_vbwd_##KK##_0010), SFX(slaf_vbwd_##KK##_0011)},            \
+             {SFX(slaf_vbwd_##KK##_0101), SFX(slaf_vbwd_##KK##_0110), SFX(slaf_vbwd_##KK##_0111)}},           \
+            {{SFX(slaf_vbwd_##KK##_1001), SFX(slaf_vbwd_##KK##_1010), SFX(slaf_vbwd_##KK##_1011)},            \
+             {SFX(slaf_vbwd_##KK##_1101), SFX(slaf_vbwd_##KK##_1110), SFX(slaf_vbwd_##KK##_1111)}}},
+/* [K][hasB][clamp] */
+static const SFX(slaf_vfwd_fn) SFX(slaf_vfwd_tab)[SLAF_KMAX + 1][2][2] = {SLAF_KLIST(SLAF_VFWD_ROW)};
+/* [K][hasB][clamp][GC*2 + GX - 1] */
+static const SFX(slaf_vbwd_fn) SFX(slaf_vbwd_tab)[SLAF_KMAX + 1][2][2][3] = {SLAF_KLIST(SLAF_VBWD_ROW)};
+#undef SLAF_VFWD_INST
+#undef SLAF_VBWD_INST
+#undef SLAF_VINST
+#undef SLAF_VFWD_ROW
+#undef SLAF_VBWD_ROW
+#undef V
+#undef VI
+#undef VW
+#undef VD
+#undef SLAF_DPV
+
 /* ---- blocks and passes ----------------------------------------------------------------------------------- */
 
 /* Forward block of n elements of one row (n <= SLAF_EBS), or of one sample with per-lane coefficients (PL,
@@ -427,19 +804,22 @@ SLAF_INLINE void SFX(slaf_fwd_block)(const T *restrict x, T *restrict y, int64_t
     } while (0)
     if (!clamp) {
         SLAF_FWD_CALL(x, scale, shift);
-        return;
+    } else {
+        _Alignas(64) T tl[SLAF_EBS];
+        SFX(slaf_run_t)(x, tl, NULL, n, scale, shift, 1, tlo, thi);
+        SLAF_FWD_CALL(tl, (T)1, (T)0);
     }
-    _Alignas(64) T tl[SLAF_EBS];
-    SFX(slaf_run_t)(x, tl, NULL, n, scale, shift, 1, tlo, thi);
-    SLAF_FWD_CALL(tl, (T)1, (T)0);
 #undef SLAF_FWD_CALL
+    if (SFX(slaf_any_nan)(y, n))
+        SFX(slaf_fix_y)(x, y, n, ct, PL ? SLAF_BS : 1, PL ? 1 : 0, K, scale, shift, clamp, tlo, thi);
 }
 
-/* Backward block of n <= SLAF_BS elements: gx if gx != NULL, the lane sums ab if ab != NULL; cd per lane if PL
- * (then only with gx). */
+/* Backward block of n <= SLAF_BS elements: gx if gx != NULL, the lane sums ab if ab != NULL; cd (and ct, for
+ * the overflow rule) per lane if PL (then only with gx). */
 SLAF_INLINE void SFX(slaf_bwd_block)(const T *restrict x, const T *restrict gy, T *restrict gx, T *restrict ab,
-                                     int64_t n, const T *restrict bm, const T *restrict cd, int64_t K, T scale,
-                                     T shift, const int clamp, T tlo, T thi, const int hasB, const int PL)
+                                     int64_t n, const T *restrict bm, const T *restrict cd, const T *restrict ct,
+                                     int64_t K, T scale, T shift, const int clamp, T tlo, T thi, const int hasB,
+                                     const int PL)
 {
     _Alignas(64) T tl[SLAF_BS];
     _Alignas(64) T keep[SLAF_BS];
@@ -460,6 +840,8 @@ SLAF_INLINE void SFX(slaf_bwd_block)(const T *restrict x, const T *restrict gy, 
         else SLAF_BWD_CALL(slaf_bwd_nb_x);
     }
 #undef SLAF_BWD_CALL
+    if (gx && SFX(slaf_any_nan)(gx, n))
+        SFX(slaf_fix_gx)(x, gy, gx, n, ct, PL ? SLAF_BS : 1, PL ? 1 : 0, K, scale, shift, clamp, tlo, thi);
 }
 
 /* Rows of S >= SLAF_SMALL_S: the elementwise passes (forward, or gx without gcoef) over the flattened (row,
@@ -471,16 +853,27 @@ SLAF_INLINE void SFX(slaf_elementwise)(const T *x, const T *gy, T *out, const SF
     const int64_t tpr = (S + SLAF_TILE - 1) / SLAF_TILE;
     const int64_t nitems = rows * tpr;
     const int64_t bs = bwd ? SLAF_BS : SLAF_EBS;
+    const int vk = K >= 2 && K <= SLAF_KMAX;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int64_t it = 0; it < nitems; ++it) {
         const int64_t r = it / tpr, j0 = (it % tpr) * SLAF_TILE;
         const int64_t j1 = (S - j0) < SLAF_TILE ? S : j0 + SLAF_TILE;
         const int64_t c = r % C;
+        if (vk) { /* the vector kernels take the whole tile */
+            const int64_t off = r * S + j0;
+            if (bwd)
+                SFX(slaf_vbwd_tab)[K][hasB][clamp][0](x + off, gy + off, out + off, NULL, j1 - j0, pp->bm,
+                                                      pp->cd + c * K, pp->ct + c * K, scale, shift, tlo, thi);
+            else
+                SFX(slaf_vfwd_tab)[K][hasB][clamp](x + off, out + off, j1 - j0, pp->ct + c * K, pp->bm, scale,
+                                                   shift, tlo, thi);
+            continue;
+        }
         for (int64_t j = j0; j < j1; j += bs) {
             const int64_t off = r * S + j, n = (j1 - j) < bs ? (j1 - j) : bs;
             if (bwd)
-                SFX(slaf_bwd_block)(x + off, gy + off, out + off, NULL, n, pp->bm, pp->cd + c * K, K, scale, shift,
-                                    clamp, tlo, thi, hasB, 0);
+                SFX(slaf_bwd_block)(x + off, gy + off, out + off, NULL, n, pp->bm, pp->cd + c * K, pp->ct + c * K,
+                                    K, scale, shift, clamp, tlo, thi, hasB, 0);
             else
                 SFX(slaf_fwd_block)(x + off, out + off, n, pp->ct + c * K, pp->bm, K, scale, shift, clamp, tlo,
                                     thi, hasB, 0);
@@ -554,7 +947,8 @@ SLAF_INLINE int SFX(slaf_bwd_small)(const T *x, const T *gy, T *gx, double *accb
         T *ab = gc ? (T *)aligned_alloc(64, kb * sizeof(T)) : NULL;
         double *dab = gc ? (double *)aligned_alloc(64, kb * sizeof(double)) : NULL;
         T *tab = gx ? (T *)aligned_alloc(64, kb * sizeof(T)) : NULL;
-        const int ok = (!gc || (ab && dab)) && (!gx || tab);
+        T *ctab = gx ? (T *)aligned_alloc(64, kb * sizeof(T)) : NULL; /* ct per lane: the overflow rule */
+        const int ok = (!gc || (ab && dab)) && (!gx || (tab && ctab));
         if (!ok) {
 #pragma omp atomic write
             failed = 1;
@@ -572,12 +966,15 @@ SLAF_INLINE int SFX(slaf_bwd_small)(const T *x, const T *gy, T *gx, double *accb
             double *acc = gc ? accbase + m * C * K : NULL;
             for (int64_t j0 = p0; j0 < p1; j0 += SLAF_BS) {
                 const int64_t n = (p1 - j0) < SLAF_BS ? (p1 - j0) : SLAF_BS;
-                if (gx) SFX(slaf_lane_coef)(tab, pp->cd, j0, n, S, K);
+                if (gx) {
+                    SFX(slaf_lane_coef)(tab, pp->cd, j0, n, S, K);
+                    SFX(slaf_lane_coef)(ctab, pp->ct, j0, n, S, K);
+                }
                 int64_t cnt = 0;
                 for (int64_t s = n0; s < n1; ++s) {
                     const int64_t off = s * L + j0;
-                    SFX(slaf_bwd_block)(x + off, gy + off, gx ? gx + off : NULL, ab, n, pp->bm, tab, K, scale,
-                                        shift, clamp, tlo, thi, hasB, 1);
+                    SFX(slaf_bwd_block)(x + off, gy + off, gx ? gx + off : NULL, ab, n, pp->bm, tab, ctab, K,
+                                        scale, shift, clamp, tlo, thi, hasB, 1);
                     if (gc && ++cnt == SLAF_FLUSH) {
                         SFX(slaf_flush_lanes)(ab, dab, n, K);
                         cnt = 0;
@@ -604,6 +1001,7 @@ SLAF_INLINE int SFX(slaf_bwd_small)(const T *x, const T *gy, T *gx, double *accb
         free(ab);
         free(dab);
         free(tab);
+        free(ctab);
     }
     return failed ? SLAF_E_NOMEM : 0;
 }
@@ -624,6 +1022,7 @@ SLAF_INLINE int SFX(slaf_gcoef_pass)(const T *x, const T *gy, T *gx, double *acc
 {
     const slaf_chunks ch = slaf_make_chunks(rows, S, C);
     const int64_t nq = ch.G * ch.M;
+    const int vk = K >= 2 && K <= SLAF_KMAX;
     int failed = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -644,6 +1043,21 @@ SLAF_INLINE int SFX(slaf_gcoef_pass)(const T *x, const T *gy, T *gx, double *acc
             const int64_t q0 = nb * m / ch.M, q1 = nb * (m + 1) / ch.M;
             double *acc = accbase + m * C * K;
             int64_t cur = -1, cnt = 0, used = 0;
+            if (vk) { /* runs of consecutive blocks of one row, each in one call */
+                for (int64_t bq = q0; bq < q1;) {
+                    const int64_t n = bq / per_n, rem = bq % per_n, blk = rem % ch.bpr;
+                    const int64_t c = c0 + rem / ch.bpr, j0 = blk * SLAF_BS;
+                    const int64_t end = (bq - blk + ch.bpr) < q1 ? (bq - blk + ch.bpr) : q1;
+                    const int64_t j1 = (blk + end - bq) * SLAF_BS < S ? (blk + end - bq) * SLAF_BS : S;
+                    const int64_t off = (n * C + c) * S + j0;
+                    SFX(slaf_vbwd_tab)[K][hasB][clamp][gx ? 2 : 1](x + off, gy + off, gx ? gx + off : NULL,
+                                                                   acc + c * K, j1 - j0, pp->bm,
+                                                                   pp->cd ? pp->cd + c * K : NULL,
+                                                                   pp->ct + c * K, scale, shift, tlo, thi);
+                    bq = end;
+                }
+                continue;
+            }
             for (int64_t bq = q0; bq < q1; ++bq) {
                 const int64_t n = bq / per_n, rem = bq % per_n;
                 const int64_t c = c0 + rem / ch.bpr, j0 = (rem % ch.bpr) * SLAF_BS;
@@ -655,7 +1069,8 @@ SLAF_INLINE int SFX(slaf_gcoef_pass)(const T *x, const T *gy, T *gx, double *acc
                     cnt = used = 0;
                 }
                 SFX(slaf_bwd_block)(x + off, gy + off, gx ? gx + off : NULL, ab, len, pp->bm,
-                                    pp->cd ? pp->cd + c * K : NULL, K, scale, shift, clamp, tlo, thi, hasB, 0);
+                                    pp->cd ? pp->cd + c * K : NULL, pp->ct + c * K, K, scale, shift, clamp, tlo,
+                                    thi, hasB, 0);
                 ++cnt;
                 used = len > used ? len : used;
             }
@@ -704,7 +1119,7 @@ int SFX(slaf_fwd)(const T *x, T *y, const T *coef, const T *A, const T *B, int64
     if (err) return err;
     if (rows > 0 && S > 0)
         err = SFX(slaf_dispatch)(x, NULL, y, NULL, &pp, rows, S, C, K, scale, shift, clamp != 0, tlo, thi, 0,
-                                 slaf_threads(nthreads, rows * S));
+                                 slaf_threads(nthreads, rows * S, K));
     free(pp.mem);
     return err;
 }
@@ -718,7 +1133,7 @@ int SFX(slaf_bwd)(const T *x, const T *gy, T *gx, double *gcoef, const T *coef, 
     if (!gy) return SLAF_E_NULL;
     if (gcoef) memset(gcoef, 0, (size_t)(C * K) * sizeof(double));
     if (!gx && !gcoef) return 0;
-    const int nt = slaf_threads(nthreads, rows * S);
+    const int nt = slaf_threads(nthreads, rows * S, K);
     SFX(slaf_prep) pp;
     err = SFX(slaf_prepare)(&pp, coef, A, B, C, K, gx != NULL, nthreads < 1 ? 1 : nthreads);
     if (err) return err;

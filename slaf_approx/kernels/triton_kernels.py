@@ -142,10 +142,63 @@ def _next_phi(k: tl.constexpr, t, phi, phi_prev, a_ptr, b_ptr):
 
 
 @triton.jit
+def _lead(cptr, a_ptr, K: tl.constexpr):
+    """(m, lead, bad) of the channel's series: m the highest degree with coef_m != 0 (-1 if none), lead =
+    coef_m A_0 ... A_(m-1) (the leading coefficient in t), bad > 0 if a coefficient is not finite. Flags are
+    numbers, not booleans: the interpreter's numpy cannot combine its boolean scalars and tensors."""
+    zero = tl.load(cptr) * 0.0
+    m = zero - 1.0
+    lead = zero
+    bad = zero
+    p = zero + 1.0
+    for k in tl.static_range(K):
+        c = tl.load(cptr + k)
+        if k > 0:
+            p = p * tl.load(a_ptr + (k - 1))
+        m = tl.where(c != 0, zero + k, m)
+        lead = tl.where(c != 0, c * p, lead)
+        bad = bad + tl.where(c - c == 0, 0.0, 1.0)
+    return m, lead, bad
+
+
+@triton.jit
+def _overflow_y(y, t, cptr, a_ptr, K: tl.constexpr):
+    """The overflow rule of reference.py: where y is NaN but t is not (inf - inf after an overflow), the
+    limit lead * sign(t)^m * inf (m >= 1), coef_0 (m = 0) or 0."""
+    m, lead, bad = _lead(cptr, a_ptr, K)
+    neg = tl.where(lead < 0, 1.0, 0.0) + tl.where(t < 0, 1.0, 0.0) * (m % 2)  # odd: negative
+    inf = tl.zeros_like(t) + float("inf")
+    lim = tl.where(m >= 1, tl.where(neg % 2 == 1, -inf, inf),
+                   tl.where(m == 0, tl.load(cptr) + tl.zeros_like(t), tl.zeros_like(t)))
+    fix = tl.where(y != y, 1.0, 0.0) * tl.where(t == t, 1.0, 0.0) * tl.where(bad == 0, 1.0, 0.0)
+    return tl.where(fix > 0, lim, y)
+
+
+@triton.jit
+def _overflow_gx(gx, gy, t, cptr, a_ptr, scale, K: tl.constexpr):
+    """The overflow rule of reference.py for gx: where gx is NaN but t is not and gy is finite, 0 (gy = 0
+    or m = 0), scale gy coef_1 A_0 (m = 1), or sign(scale gy lead) sign(t)^(m-1) inf (m >= 2)."""
+    m, lead, bad = _lead(cptr, a_ptr, K)
+    neg = (tl.where(lead < 0, 1.0, 0.0) + tl.where(gy < 0, 1.0, 0.0) + tl.where(scale < 0, 1.0, 0.0)
+           + tl.where(t < 0, 1.0, 0.0) * ((m + 1) % 2))  # sign(t)^(m-1): odd m-1 is even m + 1
+    inf = tl.zeros_like(t) + float("inf")
+    if K > 1:
+        lin = gy * scale * (tl.load(cptr + 1) * tl.load(a_ptr))
+    else:
+        lin = tl.zeros_like(t)
+    lim = tl.where(m >= 2, tl.where(neg % 2 == 1, -inf, inf), tl.where(m == 1, lin, tl.zeros_like(t)))
+    lim = tl.where(gy == 0, tl.zeros_like(t), lim)
+    fix = (tl.where(gx != gx, 1.0, 0.0) * tl.where(t == t, 1.0, 0.0) * tl.where(gy - gy == 0, 1.0, 0.0)
+           * tl.where(bad == 0, 1.0, 0.0))
+    return tl.where(fix > 0, lim, gx)
+
+
+@triton.jit
 def _gx(gy, t_raw, t, cptr, a_ptr, b_ptr, scale, tlo, thi, K: tl.constexpr, CLAMP: tl.constexpr):
     """gx = gy * scale * p'(t), zero where clamping cut t off (strictly outside [tlo, thi]; a NaN t
     keeps its NaN)."""
     gx = gy * scale * _clenshaw_slope(t, cptr, a_ptr, b_ptr, K)
+    gx = _overflow_gx(gx, gy, t, cptr, a_ptr, scale, K)
     if CLAMP:
         gx = tl.where((t_raw < tlo) | (t_raw > thi), 0.0, gx)
     return gx
@@ -196,7 +249,8 @@ def _slaf_fwd_kernel(x_ptr, y_ptr, coef_ptr, a_ptr, b_ptr, NR, NC, C, S, scale, 
     else:
         x = tl.load(x_ptr + base + offs, mask=mask, other=0.0, eviction_policy="evict_first")
     t_raw, t = _t_of_x(x.to(tl.float32), scale, shift, tlo, thi, CLAMP)
-    y = _clenshaw(t, coef_ptr + chan * K, a_ptr, b_ptr, K).to(y_ptr.dtype.element_ty)
+    y = _clenshaw(t, coef_ptr + chan * K, a_ptr, b_ptr, K)
+    y = _overflow_y(y, t, coef_ptr + chan * K, a_ptr, K).to(y_ptr.dtype.element_ty)
     if EVEN:
         tl.store(y_ptr + base + offs, y)
     else:

@@ -231,10 +231,93 @@ def cmd_coefficients(args) -> int:
     return 0
 
 
+def _percent(text: str) -> float:
+    try:
+        value = float(str(text).rstrip("%"))
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"takes a percentage >= 0 such as 2 or 2%, got {text!r}")
+    return value
+
+
+def _count_degrees(items) -> list[int] | None:
+    """--degrees for --counts: integers or ranges A-B, space- or comma-separated."""
+    if not items:
+        return None
+    out = []
+    for tok in ",".join(items).replace(" ", ",").split(","):
+        if tok:
+            out += _degrees(tok)
+    return out
+
+
+def cmd_bench_counts(args) -> int:
+    """bench --counts: instructions counted under valgrind -> OUT/counts.json and OUT/counts.md; --check
+    compares with the saved baseline of this machine, tools and selection."""
+    from . import perfcounts as pc
+
+    timing_only = (("--quick", args.quick), ("--report-only", args.report_only), ("--json", args.json),
+                   ("--sizes", args.sizes), ("--dtype", args.dtype), ("--rounds", args.rounds),
+                   ("--warmup", args.warmup), ("--deadline", args.deadline),
+                   ("--compare-fail", args.compare_fail != "median:10%"),
+                   ("pytest arguments", args.pytest_args))
+    given = [flag for flag, value in timing_only if value]
+    if given:
+        raise UsageError(f"{given[0]} is a timing option; --counts counts {pc.SIZE} {pc.DTYPE} elements per "
+                         "kernel call (select with --backends, --degrees, --kernels-only)")
+    if args.device != "cpu":
+        raise UsageError(f"--counts counts CPU instructions under valgrind; there is no counts mode on "
+                         f"device {args.device!r}")
+    benches = pc.plan(args.backends or pc.BACKENDS, _count_degrees(args.degrees) or pc.DEGREES,
+                      fits=not args.kernels_only)
+    threshold = (pc.THRESHOLD * 100 if args.threshold is None else args.threshold) / 100
+    storage = Path(args.storage) if args.storage else Path(".benchmarks") / "counts"
+    try:
+        pc.require_tools()
+    except pc.CountsError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"slaf-approx bench: counting {len(benches)} benchmarks under valgrind (one thread)",
+          file=sys.stderr, flush=True)
+    try:
+        counts, meta = pc.run(benches)
+    except pc.CountsError as exc:
+        print(f"slaf-approx bench: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    doc = pc.document(counts, meta, benches)
+    json_path, md_path = pc.write(doc, Path(args.out))
+    print(pc.summary(doc))
+    print(f"counts -> {json_path}, {md_path}", file=sys.stderr)
+    baseline = pc.baseline_path(storage, doc)
+    if args.check and baseline.is_file():
+        changes = pc.compare(doc, pc.load(baseline))
+        print(pc.compare_table(changes, threshold))
+        worse = [c.name for c in changes if c.regressed(threshold)]
+        if worse:
+            print(f"slaf-approx bench: {len(worse)} benchmark(s) executed more than {threshold:.3g} more "
+                  f"instructions than the baseline {baseline}: {', '.join(worse)}", file=sys.stderr)
+            return 1
+        print(f"slaf-approx bench: no count above +{threshold:.3g} of the baseline {baseline}",
+              file=sys.stderr)
+    elif args.check:
+        print(f"slaf-approx bench: no baseline for this machine, tools and selection ({baseline}): "
+              "nothing to compare", file=sys.stderr)
+    if args.save or not baseline.is_file():
+        pc.save(doc, baseline)
+        print(f"slaf-approx bench: baseline saved -> {baseline}", file=sys.stderr)
+    return 0
+
+
 def cmd_bench(args) -> int:
     """Time the benchmark suite with pytest-benchmark, then write reports/kernels.md and check the budgets
     (and, with --check, the last saved run of this host and device)."""
     import subprocess
+
+    if args.counts:
+        return cmd_bench_counts(args)
+    if args.save or args.threshold is not None:
+        raise UsageError("--save and --threshold go with --counts (the timed check saves every run and "
+                         "takes --compare-fail)")
 
     try:
         from . import benchmarks as kb
@@ -418,6 +501,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the benchmarks left after this many seconds (what ran is still reported)")
     b.add_argument("--report-only", nargs="+", default=None, metavar="RUN.json",
                    help="re-render the report (and check the budgets) from saved runs, timing nothing")
+    b.add_argument("--counts", action="store_true", help="count instructions under valgrind instead of "
+                   "timing (CPU, one thread): OUT/counts.json and OUT/counts.md; with --check, exit 1 if a "
+                   "count grew above --threshold over the saved baseline of this machine and tools")
+    b.add_argument("--threshold", type=_percent, default=None, metavar="PERCENT",
+                   help="--counts --check: the allowed increase in percent (default 2)")
+    b.add_argument("--save", action="store_true", help="--counts: save this run as the baseline (the first "
+                   "run of a machine, tools and selection is saved anyway), in --storage (default "
+                   ".benchmarks/counts)")
     b.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
                    help="after --: more pytest arguments, e.g. slaf-approx bench -- --benchmark-min-rounds=3")
     b.set_defaults(func=cmd_bench)

@@ -1,8 +1,9 @@
 """The fused CPU kernel of the SLAF op: ``cpu.c`` built with gcc at first use and called through ctypes.
 
 The shared library is cached in ``$SLAF_APPROX_CACHE`` (default ``~/.cache/slaf_approx``) under a name keyed
-by a hash of the source text, the compiler flags, the gcc version, the machine and the CPU model and flags, so
-a stale or foreign build is never reused. It is written under a temporary name and moved into place with
+by a hash of the source text, the compiler flags (with ``$SLAF_APPROX_CFLAGS``, shell-split and appended
+after ours, so a later ``-march=`` or ``-O`` wins), the gcc version, the machine and the CPU model and flags,
+so a stale or foreign build is never reused. It is written under a temporary name and moved into place with
 ``os.replace``, so concurrent builds cannot corrupt each other. If gcc is missing or fails, ``available()`` is
 False and ``load()`` raises RuntimeError with the compiler's first error line.
 
@@ -17,6 +18,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -43,6 +45,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SLAF_APPROX_CACHE") or Path.home() / ".cache" / "slaf_approx")
 
 
+def extra_flags() -> tuple[str, ...]:
+    """``$SLAF_APPROX_CFLAGS`` shell-split, appended to every build's flags (RuntimeError: bad syntax)."""
+    text = os.environ.get("SLAF_APPROX_CFLAGS", "")
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as exc:
+        raise RuntimeError(f"SLAF_APPROX_CFLAGS={text!r} is not shell syntax: {exc}") from None
+
+
 def _cpu_id() -> str:
     """The CPU model and feature flags (what -march=native depends on), if /proc/cpuinfo says."""
     try:
@@ -64,11 +75,12 @@ def _build_and_load() -> ctypes.CDLL:
         raise RuntimeError("the SLAF CPU kernel needs gcc, which is not on PATH")
     version = subprocess.run([gcc, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
     source = SOURCE.read_bytes()
+    extra = extra_flags()
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     first_failure = None
     for variant in VARIANTS:
-        flags = [*BASE_FLAGS, *variant]
+        flags = [*BASE_FLAGS, *variant, *extra]
         key = hashlib.sha256(b"\0".join([source, " ".join(flags).encode(), "".join(version).encode(),
                                          platform.machine().encode(), _cpu_id().encode()])).hexdigest()[:20]
         target = folder / f"slaf_cpu_{key}.so"

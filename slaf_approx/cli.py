@@ -269,7 +269,7 @@ def cmd_bench_counts(args) -> int:
     if args.device != "cpu":
         raise UsageError(f"--counts counts CPU instructions under valgrind; there is no counts mode on "
                          f"device {args.device!r}")
-    benches = pc.plan(args.backends or pc.BACKENDS, _count_degrees(args.degrees) or pc.DEGREES,
+    benches = pc.plan(args.backends, _count_degrees(args.degrees) or pc.DEGREES,
                       fits=not args.kernels_only)
     threshold = (pc.THRESHOLD * 100 if args.threshold is None else args.threshold) / 100
     storage = Path(args.storage) if args.storage else Path(".benchmarks") / "counts"

@@ -95,9 +95,17 @@ def kernel_name(backend: str, degree: int, mode: str) -> str:
     return f"kernel/{backend}/deg{degree:02d}/{MODE_IDS[mode]}"
 
 
-def plan(backends: Sequence[str] = BACKENDS, degrees: Sequence[int] = DEGREES,
+def default_backends() -> tuple[str, ...]:
+    """All of `BACKENDS`, less "compiled" where inductor has no C++ compiler ($CXX or g++) to build with."""
+    have_cxx = shutil.which(os.environ.get("CXX") or "g++") is not None
+    return tuple(b for b in BACKENDS if b != "compiled" or have_cxx)
+
+
+def plan(backends: Sequence[str] | None = None, degrees: Sequence[int] = DEGREES,
          fits: bool = True) -> list[Bench]:
-    """The benchmarks of a counts run, in run order; ValueError for an unknown backend or a bad degree."""
+    """The benchmarks of a counts run, in run order; ValueError for an unknown backend or a bad degree.
+    `backends` None: `default_backends()`."""
+    backends = default_backends() if backends is None else backends
     bad = [b for b in backends if b not in BACKENDS]
     if bad:
         raise ValueError(f"unknown counts backend {bad[0]!r}; allowed: {', '.join(BACKENDS)}")
@@ -138,6 +146,10 @@ def _cpu_model() -> tuple[str, str]:
     flags = field.get("flags") or field.get("Features") or ""
     model = field.get("model name") or field.get("CPU part") or "unknown"
     return model, hashlib.sha256(flags.encode()).hexdigest()
+
+
+KEY_FIELDS = ("machine", "cpu", "cpu_flags_sha256", "gcc", "valgrind", "python", "torch", "numpy", "scipy",
+              "count_march")
 
 
 def key_fields() -> dict:
@@ -267,10 +279,6 @@ def run(benches: Sequence[Bench], timeout: float = 1800.0) -> tuple[dict, dict]:
             "cflags": child_env().get("SLAF_APPROX_CFLAGS", ""),
             **child_meta}
     return counts, meta
-
-
-KEY_FIELDS = ("machine", "cpu", "cpu_flags_sha256", "gcc", "valgrind", "python", "torch", "numpy", "scipy",
-              "count_march")
 
 
 def selection_id(names: Sequence[str]) -> str:

@@ -2,17 +2,21 @@
 
 Wall-clock time on a shared machine moves with its load; the number of instructions a single-threaded call
 executes does not. `run` starts one child Python under valgrind's callgrind with instrumentation and
-collection off (interpreter start-up, imports, input set-up, kernel builds and torch.compile run at
-valgrind's uninstrumented speed and count nothing), and the child brackets each benchmark's one measured
-call with callgrind client requests (a small C probe compiled with gcc against ``valgrind/callgrind.h``):
-start instrumentation, collect, call, stop collecting, dump the counts under the benchmark's index, stop
-instrumentation. Every call is made twice before it is measured, so caches, lazy initialisation and
-CPython's specialisation are warm: what is counted is the steady-state call.
+collection off, so interpreter start-up, imports, inputs, kernel builds and torch.compile run at valgrind's
+uninstrumented speed and count nothing. The child first sets up every benchmark and calls it twice (caches,
+lazy initialisation and CPython's specialisation warm), then, for each in turn: one more warm call, a full
+garbage collection and ``gc.freeze()`` (so what earlier benchmarks left alive is not traversed by this one's
+collections), and the counted call, bracketed by callgrind client requests from a small C probe compiled
+against ``valgrind/callgrind.h``: start instrumentation, zero, collect, call, stop collecting, dump under the
+benchmark's index. Instrumentation stays on between consecutive eager kernel calls (restarting it
+retranslates everything) and is stopped before the heavy set-up of fits and compiled calls.
 
 Determinism: one thread everywhere (torch, OpenMP, OpenBLAS), a fixed hash seed, seeded inputs, and
-valgrind, which runs the client on one virtual CPU with its own address-space layout. What is left to change
-a count is the code and the build: the kernel source and flags, the compiler, the libraries, the CPU model
-(which ISA torch, OpenBLAS and the kernel dispatch to). The last four form the baseline key of `key_fields`.
+valgrind, which runs the client serially with its own address-space layout: two runs of the same selection
+give the same counts however busy the machine is. What changes a count is the code and the build (kernel
+source and flags), the tools and libraries and the CPU model (which ISA torch and OpenBLAS dispatch to): the
+latter form the baseline key (`KEY_FIELDS`). The selection matters a little too (a count moves by up to a few
+per cent for the smallest calls with what else the process set up), so a baseline is kept per selection.
 
 valgrind 3.19 decodes x86-64 up to AVX2/FMA but not AVX-512, and reports a CPU without it; so torch and
 OpenBLAS dispatch to their AVX2 code under valgrind, and the fused kernel is counted as built with
@@ -20,9 +24,11 @@ OpenBLAS dispatch to their AVX2 code under valgrind, and the fused kernel is cou
 the torch.compile peer (``TORCHINDUCTOR_CPP_MARCH``). The counts describe that build, not the
 ``-march=native`` one a plain run on an AVX-512 machine uses.
 
-Output: ``counts.json`` = {"format", "key", "meta": {...}, "benchmarks": {name: {"instructions": int, ...}}}
+Output: ``counts.json`` = {"format", "key", "selection", "meta": {...}, "benchmarks": {name: {"instructions":
+int, ...}}}
 (kernels also carry "per_element", "backend", "degree", "mode", "size", "dtype"; fits "method", "target",
-"degree", "basis"), and ``counts.md``. `compare` checks a run against a saved baseline.
+"degree", "basis"), and ``counts.md``; a baseline is the same object in STORAGE/KEY/SELECTION.json.
+`compare` checks a run against it.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from ._markdown import table
 FORMAT = "slaf-approx counts 1"
 SIZE = 2**16
 DTYPE = "float32"
-DEGREES = tuple(range(2, 17))
+DEGREES = (2, 4, 8, 16)  # as the timed suite; any of 1..64 with --degrees
 MODES = ("forward", "forward+backward")
 MODE_IDS = {"forward": "fwd", "forward+backward": "fwdbwd"}
 #: "compiled" is torch.compile (inductor) of a Horner polynomial: the generic compiler's answer to the op
@@ -62,6 +68,11 @@ THRESHOLD = 0.02
 #: the ISA valgrind can run (see the module docstring); x86-64 only, other machines build as usual
 COUNT_CFLAGS = ("-march=x86-64-v3",) if platform.machine() in ("x86_64", "AMD64") else ()
 COUNT_MARCH = "x86-64-v3" if COUNT_CFLAGS else None
+#: all the child inherits: any other variable (pytest's PYTEST_CURRENT_TEST, say) would move the counts, as
+#: the environment's size and content change the interpreter's allocations and dictionaries
+_INHERIT = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "CC", "CXX", "PYTHONPATH", "LD_LIBRARY_PATH",
+            "VALGRIND_LIB", "SLAF_APPROX_CACHE", "SLAF_APPROX_TARGETS", "SLAF_APPROX_CFLAGS",
+            "TORCHINDUCTOR_CACHE_DIR")
 _ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "TORCHINDUCTOR_COMPILE_THREADS": "1"}
 
@@ -215,8 +226,10 @@ def _cache_dir() -> Path:
 
 
 def child_env(base: Mapping[str, str] | None = None) -> dict:
-    """The child's environment: one thread everywhere, a fixed hash seed, the valgrind-runnable ISA."""
-    env = dict(os.environ if base is None else base)
+    """The child's environment: `_INHERIT` from `base` (default os.environ), one thread everywhere, a fixed
+    hash seed, the valgrind-runnable ISA."""
+    base = os.environ if base is None else base
+    env = {k: base[k] for k in _INHERIT if k in base}
     env.update(_ONE_THREAD)
     env["PYTHONHASHSEED"] = "0"
     if COUNT_CFLAGS:
@@ -250,13 +263,14 @@ def run(benches: Sequence[Bench], timeout: float = 1800.0) -> tuple[dict, dict]:
     probe = _probe(_cache_dir())
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="slaf-counts-") as tmp:
-        spec = Path(tmp) / "spec.json"
-        spec.write_text(json.dumps({"probe": str(probe), "benches": [[b.kind, b.params] for b in benches]}))
+        # the spec goes in on stdin: a path in argv would differ from run to run
+        spec = json.dumps({"probe": str(probe), "benches": [[b.kind, b.params] for b in benches]})
         argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
                 f"--callgrind-out-file={tmp}/callgrind.out", "--dump-instr=no", "--dump-line=no",
-                sys.executable, "-m", __name__, str(spec)]
+                sys.executable, "-m", __name__]
         try:
-            res = subprocess.run(argv, env=child_env(), capture_output=True, text=True, timeout=timeout)
+            res = subprocess.run(argv, env=child_env(), input=spec, capture_output=True, text=True,
+                                 timeout=timeout)
         except subprocess.TimeoutExpired:
             raise CountsError(f"the counts run took longer than {timeout:g} s under valgrind") from None
         if res.returncode != 0:
@@ -500,14 +514,14 @@ def _light(bench) -> bool:
     return kind == "kernel" and p["backend"] != "compiled"
 
 
-def child_main(spec_path: str) -> int:
+def child_main(spec_text: str) -> int:
     """Count the spec's benchmarks (run by `run` under callgrind): set everything up and warm it first,
     uninstrumented, then count one call of each, each right after one more warm call."""
     import ctypes
     import gc
     import resource
 
-    spec = json.loads(Path(spec_path).read_text())
+    spec = json.loads(spec_text)
     probe = ctypes.CDLL(spec["probe"])
     probe.perfcounts_end.argtypes = [ctypes.c_char_p, ctypes.c_int]
     if not probe.perfcounts_on_valgrind():
@@ -546,4 +560,4 @@ def child_main(spec_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(child_main(sys.argv[1]))
+    sys.exit(child_main(sys.stdin.read()))

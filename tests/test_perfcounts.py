@@ -111,7 +111,10 @@ def test_load_rejects_a_foreign_or_broken_file(tmp_path, text, needle):
 
 def test_child_env_is_single_threaded_and_lets_user_flags_win(monkeypatch):
     monkeypatch.setenv("SLAF_APPROX_CFLAGS", "-O1 -fno-tree-vectorize")
+    monkeypatch.setenv("SOME_UNRELATED_VARIABLE", "1")
     env = pc.child_env()
+    assert "SOME_UNRELATED_VARIABLE" not in env and "PYTEST_CURRENT_TEST" not in env
+    assert env["PATH"] == os.environ["PATH"]
     assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "1" and env["PYTHONHASHSEED"] == "0"
     flags = shlex.split(env["SLAF_APPROX_CFLAGS"])
     assert flags[-2:] == ["-O1", "-fno-tree-vectorize"]  # appended last: the user's flags win over ours

@@ -286,7 +286,6 @@ def cmd_bench_counts(args) -> int:
         return 1
     doc = pc.document(counts, meta, benches)
     json_path, md_path = pc.write(doc, Path(args.out))
-    print(pc.summary(doc))
     print(f"counts -> {json_path}, {md_path}", file=sys.stderr)
     baseline = pc.baseline_path(storage, doc)
     if args.check and baseline.is_file():
@@ -294,14 +293,16 @@ def cmd_bench_counts(args) -> int:
         print(pc.compare_table(changes, threshold))
         worse = [c.name for c in changes if c.regressed(threshold)]
         if worse:
-            print(f"slaf-approx bench: {len(worse)} benchmark(s) executed more than {threshold:.3g} more "
-                  f"instructions than the baseline {baseline}: {', '.join(worse)}", file=sys.stderr)
+            print(f"slaf-approx bench: {len(worse)} benchmark(s) executed more than {100 * threshold:g}% "
+                  f"more instructions than the baseline {baseline}: {', '.join(worse)}", file=sys.stderr)
             return 1
-        print(f"slaf-approx bench: no count above +{threshold:.3g} of the baseline {baseline}",
+        print(f"slaf-approx bench: no count above +{100 * threshold:g}% of the baseline {baseline}",
               file=sys.stderr)
-    elif args.check:
-        print(f"slaf-approx bench: no baseline for this machine, tools and selection ({baseline}): "
-              "nothing to compare", file=sys.stderr)
+    else:
+        print(pc.summary(doc))
+        if args.check:
+            print(f"slaf-approx bench: no baseline for this machine, tools and selection ({baseline}): "
+                  "nothing to compare", file=sys.stderr)
     if args.save or not baseline.is_file():
         pc.save(doc, baseline)
         print(f"slaf-approx bench: baseline saved -> {baseline}", file=sys.stderr)

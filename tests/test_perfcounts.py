@@ -157,6 +157,7 @@ def test_missing_valgrind_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch):
 # Under valgrind: determinism under load, and the check against a deliberately slower build
 # ----------------------------------------------------------------------------------------------------
 SELECT = ("--backends", "fused", "--degrees", "8")
+COUNT_NOISE = 0.005
 TINY_FITS = (("lstsq", "gelu", 4),)  # one small fit keeps the fitting engine in the test's selection
 
 
@@ -191,8 +192,11 @@ def test_counts_are_identical_with_the_other_core_busy(baseline, capsys, monkeyp
                                         "fit/lstsq/gelu/deg04"]
     pairs = {n: (e["instructions"], loaded["benchmarks"][n]["instructions"])
              for n, e in idle["benchmarks"].items()}
-    diff = {n: p for n, p in pairs.items() if p[0] != p[1]}
-    assert not diff, f"counts moved with the load (idle, busy): {diff}"
+    # Load moves nothing, but two processes differ by up to ~0.2% (measured): object addresses, and with them
+    # identity-hashed dict probes and malloc's bins, follow the set-up's allocations, which follow inputs
+    # such as /proc/cpuinfo. COUNT_NOISE bounds that, well under the check's 2% threshold.
+    diff = {n: p for n, p in pairs.items() if abs(p[1] - p[0]) > COUNT_NOISE * p[0]}
+    assert not diff, f"counts moved more than {COUNT_NOISE:.1%} (idle, busy): {diff}"
     # the kernel costs more than a bare Python call, and a fit much more than a kernel call
     fwd = idle["benchmarks"]["kernel/fused/deg08/fwd"]
     assert fwd["per_element"] == fwd["instructions"] / 65536 and 1 < fwd["per_element"] < 1000

@@ -542,10 +542,91 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _percent(text: str) -> float:
+    try:
+        value = float(str(text).rstrip("%"))
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"takes a percentage >= 0 such as 2 or 2%, got {text!r}")
+    return value
+
+
+def _count_degrees(items) -> list[int] | None:
+    """--degrees for --counts: integers or ranges A-B, space- or comma-separated."""
+    if not items:
+        return None
+    out = []
+    for tok in ",".join(items).replace(" ", ",").split(","):
+        if tok:
+            out += _degrees(tok)
+    return out
+
+
+def cmd_bench_counts(args) -> int:
+    """bench --counts: instructions counted under valgrind -> OUT/counts.json and OUT/counts.md; --check
+    compares with the saved baseline of this machine, tools and selection."""
+    from . import perfcounts as pc
+
+    timing_only = (("--quick", args.quick), ("--report-only", args.report_only), ("--json", args.json),
+                   ("--sizes", args.sizes), ("--dtype", args.dtype), ("--rounds", args.rounds),
+                   ("--warmup", args.warmup), ("--deadline", args.deadline),
+                   ("pytest arguments", args.pytest_args))
+    given = [flag for flag, value in timing_only if value]
+    if given:
+        raise UsageError(f"{given[0]} is a timing option; --counts counts {pc.SIZE} {pc.DTYPE} elements per "
+                         "kernel call (select with --backends, --degrees, --kernels-only)")
+    if args.device != "cpu":
+        raise UsageError(f"--counts counts CPU instructions under valgrind; there is no counts mode on "
+                         f"device {args.device!r}")
+    benches = pc.plan(args.backends, _count_degrees(args.degrees) or pc.DEGREES,
+                      fits=not args.kernels_only)
+    threshold = pc.THRESHOLD if args.threshold is None else args.threshold
+    storage = Path(args.storage) if args.storage else Path(".benchmarks") / "counts"
+    try:
+        pc.require_tools()
+    except pc.CountsError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"slaf-approx bench: counting {len(benches)} benchmarks under valgrind (one thread)",
+          file=sys.stderr, flush=True)
+    try:
+        counts, meta = pc.run(benches)
+    except pc.CountsError as exc:
+        print(f"slaf-approx bench: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    doc = pc.document(counts, meta, benches)
+    json_path, md_path = pc.write(doc, Path(args.out))
+    print(f"counts -> {json_path}, {md_path}", file=sys.stderr)
+    baseline = pc.baseline_path(storage, doc)
+    if args.check and baseline.is_file():
+        changes = pc.compare(doc, pc.load(baseline))
+        print(pc.compare_table(changes, threshold))
+        worse = [c.name for c in changes if c.regressed(threshold)]
+        if worse:
+            print(f"slaf-approx bench: {len(worse)} benchmark(s) executed more than {100 * threshold:g}% "
+                  f"more instructions than the baseline {baseline}: {', '.join(worse)}", file=sys.stderr)
+            return 1
+        print(f"slaf-approx bench: no count above +{100 * threshold:g}% of the baseline {baseline}",
+              file=sys.stderr)
+    else:
+        print(pc.summary(doc))
+        if args.check:
+            print(f"slaf-approx bench: no baseline for this machine, tools and selection ({baseline}): "
+                  "nothing to compare", file=sys.stderr)
+    if args.save or not baseline.is_file():
+        pc.save(doc, baseline)
+        print(f"slaf-approx bench: baseline saved -> {baseline}", file=sys.stderr)
+    return 0
+
+
 def cmd_bench(args) -> int:
     """Time the benchmark suite (pytest-benchmark, the suite shipped in slaf_approx.benchmarks.suite), save
     the run for this machine, write kernels.md and check the budgets; with --check, compare with the newest
     saved run instead of saving; with --history, draw the saved runs and time nothing."""
+    if args.counts:
+        return cmd_bench_counts(args)
+    if args.save:
+        raise UsageError("--save goes with --counts (a full timed run is saved anyway)")
     try:
         from . import benchmarks as kb
         from .benchmarks import command, compare, runs, workloads
@@ -594,7 +675,7 @@ def cmd_bench(args) -> int:
             print(f"slaf-approx bench: no saved run under {storage} to compare with (`slaf-approx bench` "
                   "saves one); checking the budgets only", file=sys.stderr)
         else:
-            thresh, how = compare.thresholds(previous, args.threshold)
+            thresh, how = compare.thresholds(previous, 0.05 if args.threshold is None else args.threshold)
             rows = compare.compare_runs(run, previous, thresh)
             slower = [r for r in rows if r.slower]
             source = runs.saved_runs(storage)[saved.index(previous)].name
@@ -859,9 +940,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--kernels-only", action="store_true", help="skip the fitting-engine benchmarks")
     b.add_argument("--check", action="store_true", help="exit 1, with one table, if a budget breaks or a "
                    "benchmark is slower than the newest saved run of this machine (this run is not saved)")
-    b.add_argument("--threshold", type=_fraction, default=0.05, metavar="FRACTION",
-                   help="--check: the least slowdown reported, raised to the machine's measured run-to-run "
-                   "spread (default 5%%)")
+    b.add_argument("--threshold", type=_fraction, default=None, metavar="FRACTION",
+                   help="--check: the least change reported, e.g. 5%% or 0.05; timed: raised to the "
+                   "machine's measured run-to-run spread (default 5%%); --counts: instructions (default 2%%)")
     b.add_argument("--budgets", default=None, help="budgets file (default: the shipped "
                    "slaf_approx/benchmarks/budgets.toml)")
     b.add_argument("--out", default=None, help="kernels.md and PNGs here, the JSON in OUT/bench/ (default: "
@@ -882,6 +963,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--report-only", nargs="+", default=None, metavar="RUN.json",
                    help="re-render the report (and check the budgets) from saved runs, timing nothing; "
                         "default: time a new run")
+    b.add_argument("--counts", action="store_true", help="count instructions under valgrind instead of "
+                   "timing (CPU, one thread): OUT/counts.json and OUT/counts.md; with --check, exit 1 if a "
+                   "count grew above --threshold (default 2%%) over the saved baseline of this machine and "
+                   "tools")
+    b.add_argument("--save", action="store_true", help="--counts: save this run as the baseline (the first "
+                   "run of a machine, tools and selection is saved anyway), in --storage (default "
+                   ".benchmarks/counts)")
     b.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
                    help="after --: more pytest arguments, e.g. slaf-approx bench -- "
                         "--benchmark-max-time=2; default: none")

@@ -587,6 +587,9 @@ def cmd_bench_counts(args) -> int:
         pc.require_tools()
     except pc.CountsError as exc:
         raise UsageError(str(exc)) from None
+    # a full counts run goes beside the published kernels report; a check or a selection into the scratch
+    partial = args.check or bool(args.backends or args.degrees or args.kernels_only)
+    out = _out_folder(args.out or str(_default_out(args, "bench", partial) / "bench"))
     print(f"slaf-approx bench: counting {len(benches)} benchmarks under valgrind (one thread)",
           file=sys.stderr, flush=True)
     try:
@@ -595,7 +598,7 @@ def cmd_bench_counts(args) -> int:
         print(f"slaf-approx bench: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     doc = pc.document(counts, meta, benches)
-    json_path, md_path = pc.write(doc, Path(args.out))
+    json_path, md_path = pc.write(doc, out)
     print(f"counts -> {json_path}, {md_path}", file=sys.stderr)
     baseline = pc.baseline_path(storage, doc)
     if args.check and baseline.is_file():

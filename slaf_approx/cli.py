@@ -454,6 +454,9 @@ def cmd_paper(args) -> int:
     from .paper import DEGREES, run_paper
 
     t0 = time.perf_counter()
+    from .paper import check_arguments
+
+    check_arguments(args.tasks, args.seeds, args.degrees or DEGREES)  # before any folder is made
     partial = args.quick or args.tasks is not None or args.seeds != 5 or args.degrees is not None
     out = _out_folder(str(_default_out(args, "paper", partial)))
     path = run_paper(args.tasks, args.seeds, out, args.quick, degrees=args.degrees or DEGREES,

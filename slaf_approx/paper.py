@@ -325,7 +325,7 @@ def train_one(task: Task | str, variant: Variant | str, seed: int, *, degree: in
     return rec
 
 
-def _check(tasks, seeds, degrees) -> tuple[list[Task], list[int]]:
+def check_arguments(tasks, seeds, degrees) -> tuple[list[Task], list[int]]:
     """Validate everything up front, so bad input fails before any training."""
     names = list(TASKS) if tasks is None else list(tasks)
     bad = [t for t in names if t not in TASKS]
@@ -344,7 +344,7 @@ def run_experiments(tasks=None, seeds: int = 5, *, quick: bool = False, degrees=
     """Every task x variant x degree x seed (seeds 0..seeds-1; ReLU once, it has no degree). Seed 0 at the
     first degree keeps the activation shapes. `threads`: torch's intra-op threads during the runs (restored
     afterwards); one is fastest for these small networks and steadiest on a shared machine."""
-    todo, ds = _check(tasks, seeds, degrees)
+    todo, ds = check_arguments(tasks, seeds, degrees)
     old = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -706,7 +706,7 @@ def run_paper(tasks=None, seeds: int = 5, out="reports", quick: bool = False, *,
     `tasks`: names in TASKS (default all); `degrees`: an int or a sequence, the first the main comparison;
     `quick`: a smoke run with QUICK_FRACTION of each task's epochs (pass seeds=1 or 2 as well);
     `progress`: called with one line per finished run. Bad input raises ValueError before any training."""
-    _check(tasks, seeds, degrees)
+    check_arguments(tasks, seeds, degrees)
     t0 = time.perf_counter()
     runs = run_experiments(tasks, seeds, quick=quick, degrees=degrees, progress=progress)
     seconds = time.perf_counter() - t0

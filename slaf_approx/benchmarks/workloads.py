@@ -7,8 +7,8 @@ gradients as the SLAF's does):
 
 * ``horner`` — the polynomial sum_k a_k x^k by Horner's rule, in eager torch (``eager``) or under
   ``torch.compile`` (``compile``): the two lines a user writes first;
-* ``recurrence`` — the SLAF's own definition (:func:`slaf_approx.kernels.reference.slaf_reference`, the
-  three-term recurrence) under ``torch.compile``;
+* ``recurrence`` — the SLAF's own definition as a user writes it (the three-term recurrence,
+  :func:`slaf_approx.kernels.reference.series`, without the overflow rule) under ``torch.compile``;
 * ``pau`` — a Padé activation unit P(x) / (1 + |b_1 x + ... + b_k x^k|), PAU's "safe" denominator in the
   form slaf_approx.rational calls "pau" (|.| around the whole sum, not around each term), eager or
   compiled, of type (5, 4) (PAU's default) or of the type with the polynomial's parameter count
@@ -154,7 +154,7 @@ def _compiled(f):
 
 def _peer(op: str, backend: str, x, degree: int | None, variant: str | None):
     """(function of (x, *params), params) of a peer."""
-    from ..kernels.reference import slaf_reference
+    from ..kernels.reference import series
 
     if backend not in ("eager", "compile") or (op == "recurrence" and backend != "compile"):
         allowed = "compile" if op == "recurrence" else "eager, compile"
@@ -166,8 +166,8 @@ def _peer(op: str, backend: str, x, degree: int | None, variant: str | None):
     elif op == "recurrence":
         scale, shift = 2.0 / (hi - lo), -(lo + hi) / (hi - lo)
 
-        def f(v, c):
-            return slaf_reference(v, c, BASIS, scale, shift)
+        def f(v, c):  # the recurrence as a user writes it (no overflow rule)
+            return series(v * scale + shift, c, BASIS, [1] * v.dim())
 
         params = [coefficients(degree + 1, x)]
     else:

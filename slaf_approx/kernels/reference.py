@@ -59,7 +59,9 @@ def basis_values(t: torch.Tensor, basis: str, K: int) -> list[torch.Tensor]:
     return phi
 
 
-def _series(t: torch.Tensor, coef: torch.Tensor, basis: str, shape: list[int]) -> torch.Tensor:
+def series(t: torch.Tensor, coef: torch.Tensor, basis: str, shape: list[int]) -> torch.Tensor:
+    """sum_k coef[.., k] phi_k(t) as written, with no overflow rule (per-channel rows broadcast by
+    `shape`)."""
     K = coef.shape[-1]
     phi = basis_values(t, basis, K)
     if coef.dim() == 1:
@@ -125,19 +127,21 @@ def slaf_reference(x: torch.Tensor, coef: torch.Tensor, basis: str, scale: float
     shape = [1] * x.dim()
     if coef.dim() == 2:
         shape[1] = coef.shape[0]
-    y = _series(t, coef, basis, shape)
+    y = series(t, coef, basis, shape)
+    # under torch.compile the fix-up below is traced unconditionally (no branch on the data)
+    compiling = torch.compiler.is_compiling()
     with torch.no_grad():
         over = ~torch.isfinite(y) & ~torch.isnan(t)
-    if not bool(over.any()):
+    if not compiling and not bool(over.any()):
         return y
     lim, dlim, ok = _limits(t, coef, basis, shape)
     over = over & ok
-    if not bool(over.any()):
+    if not compiling and not bool(over.any()):
         return y
     with torch.no_grad():
         fix_y = over & torch.isnan(y)
     safe_t = torch.where(over, torch.zeros_like(t), t)  # no NaN through autograd at the fixed points
-    y_safe = _series(safe_t, coef, basis, shape)
+    y_safe = series(safe_t, coef, basis, shape)
     with torch.no_grad():
         phis = basis_values(t, basis, coef.shape[-1])
         phi = torch.stack([torch.where(over, p, torch.zeros_like(p)) for p in phis])

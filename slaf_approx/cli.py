@@ -740,7 +740,9 @@ def _bench_finish(args, runs_, budgets, out: Path, comparison: str | None = None
         if len(saved) > 1:
             hist_md = history.history_table(saved, args.history_of) + "\n![history](kernels_history.png)\n"
             hist_fig = history.history_figure(saved, args.history_of)
-    md, figures = report.kernel_report(runs_, results, budgets_source=str(args.budgets),
+    shipped = Path(args.budgets).resolve() == Path(kb.BUDGETS_FILE).resolve()
+    source = "slaf_approx/benchmarks/budgets.toml" if shipped else str(args.budgets)
+    md, figures = report.kernel_report(runs_, results, budgets_source=source,
                                        comparison=comparison, history=hist_md)
     if hist_fig is not None:
         figures["kernels_history.png"] = hist_fig

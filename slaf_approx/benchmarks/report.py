@@ -460,13 +460,15 @@ def memory_figure(recs, device: str, dtype: str) -> Figure:
                     linewidth=1.2,
                     label="GELU" if op == "gelu" else "copy",
                 )
-        ax.set_yscale("symlog", linthresh=1.0)
-        ax.set_ylim(bottom=0)
+        ax.set_yscale("symlog", linthresh=1.0)  # symlog: a call that allocates nothing is drawn at 0
         ax.yaxis.set_major_formatter(_plain)
         ax.set_xlabel("degree")
         ax.grid(True, which="both", alpha=0.3)
         ax.set_title(mode, fontsize=10)
     axes[0].set_ylabel("peak memory of one call (MiB)")
+    mib = [r["peak_bytes"] / 2**20 for r in rs]
+    if mib:  # both panels' values, set after both are drawn (shared y: the last autoscale would cut one)
+        axes[0].set_ylim(0, max(mib) * 2)
     if rs:
         axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(f"Peak memory: {device}, {dtype}, {size_label(size) if size else '–'} elements", fontsize=10)

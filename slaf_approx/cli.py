@@ -744,6 +744,9 @@ def _bench_finish(args, runs_, budgets, out: Path, comparison: str | None = None
     source = "slaf_approx/benchmarks/budgets.toml" if shipped else str(args.budgets)
     md, figures = report.kernel_report(runs_, results, budgets_source=source,
                                        comparison=comparison, history=hist_md)
+    trial = Path(out) / "bench" / "false_alarm.md"  # bench/false_alarm.sh's measured rates, when recorded
+    if trial.is_file():
+        md = md.rstrip() + "\n\n## The regression check: false alarms and detection\n\n" + trial.read_text()
     if hist_fig is not None:
         figures["kernels_history.png"] = hist_fig
     if full:  # the published report is rewritten whole: no figure of an earlier layout is left behind

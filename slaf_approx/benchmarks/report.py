@@ -176,11 +176,9 @@ def peer_table(recs, device: str, dtype: str) -> str:
     return table(["SLAF backend", "mode", "degree", *map(size_label, sizes)], rows, "llr" + "r" * len(sizes))
 
 
-def compile_table(recs, device: str, dtype: str) -> str:
-    """Markdown: the first call of each compiled peer (the compilation), seconds, per size."""
-    rs = [r for r in select(recs, device=device, dtype=dtype, backend="compile") if r.get("first_call_s")]
-    if not rs:
-        return ""
+def _subject_rows(rs, cell) -> tuple[list[int], list[list]]:
+    """(sizes, rows): one row per subject, degree and mode of `rs` in report order, [subject, degree, mode,
+    cell(r, size) for each size], r being that subject's record at the size (None where it did not run)."""
     sizes = sorted({r["size"] for r in rs})
     keys = sorted(
         {(subject(r), r.get("degree"), r["mode"]): r for r in rs}.values(),
@@ -188,11 +186,19 @@ def compile_table(recs, device: str, dtype: str) -> str:
     )
     rows = []
     for k in keys:
-        cells = []
-        for s in sizes:
-            r = one(rs, op=k["op"], variant=k.get("variant"), degree=k.get("degree"), mode=k["mode"], size=s)
-            cells.append(f"{r['first_call_s']:.3g} s" if r else "–")
-        rows.append([subject(k), k.get("degree") or "", k["mode"], *cells])
+        same = dict(op=k["op"], backend=k.get("backend"), variant=k.get("variant"), degree=k.get("degree"),
+                    mode=k["mode"])
+        rows.append([subject(k), k.get("degree") or "", k["mode"],
+                     *(cell(one(rs, **same, size=s), s) for s in sizes)])
+    return sizes, rows
+
+
+def compile_table(recs, device: str, dtype: str) -> str:
+    """Markdown: the first call of each compiled peer (the compilation), seconds, per size."""
+    rs = [r for r in select(recs, device=device, dtype=dtype, backend="compile") if r.get("first_call_s")]
+    if not rs:
+        return ""
+    sizes, rows = _subject_rows(rs, lambda r, s: f"{r['first_call_s']:.3g} s" if r else "–")
     return table(["peer", "degree", "mode", *map(size_label, sizes)], rows, "lrl" + "r" * len(sizes))
 
 
@@ -205,31 +211,15 @@ def memory_table(recs, device: str, dtype: str) -> str:
     ]
     if not rs:
         return ""
-    sizes = sorted({r["size"] for r in rs})
-    keys = sorted(
-        {(subject(r), r.get("degree"), r["mode"]): r for r in rs}.values(),
-        key=lambda r: (MODES.index(r["mode"]), _order(r)),
-    )
-    rows = []
-    for k in keys:
-        cells = []
-        for s in sizes:
-            r = one(
-                rs,
-                op=k["op"],
-                backend=k.get("backend"),
-                variant=k.get("variant"),
-                degree=k.get("degree"),
-                mode=k["mode"],
-                size=s,
-            )
-            g = one(rs, op="gelu", mode=k["mode"], size=s)
-            if r is None:
-                cells.append("–")
-                continue
-            ratio = f" ({_frac(r['peak_bytes'] / g['peak_bytes'])} GELU)" if g and g["peak_bytes"] else ""
-            cells.append(f"{r['peak_bytes'] / 2**20:.4g}{ratio}")
-        rows.append([subject(k), k.get("degree") or "", k["mode"], *cells])
+
+    def cell(r, s):
+        if r is None:
+            return "–"
+        g = one(rs, op="gelu", mode=r["mode"], size=s)
+        ratio = f" ({_frac(r['peak_bytes'] / g['peak_bytes'])} GELU)" if g and g["peak_bytes"] else ""
+        return f"{r['peak_bytes'] / 2**20:.4g}{ratio}"
+
+    sizes, rows = _subject_rows(rs, cell)
     return table(
         ["subject", "degree", "mode", *(f"{size_label(s)} (MiB)" for s in sizes)],
         rows,

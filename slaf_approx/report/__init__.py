@@ -11,6 +11,7 @@ Everything here is a pure function of the rows. The package splits along its sea
 - :mod:`.writer`: README.md and the PNG files.
 """
 
+from ..problem import approximant
 from ..results import normalise_row
 from .data import (
     ROUNDOFF,
@@ -27,7 +28,7 @@ from .data import (
     series,
     table_degrees,
 )
-from .figures import approximant, error_figure, overlay_figure
+from .figures import error_figure, overlay_figure
 from .labels import basis_label, fmt, series_label
 from .prose import findings, gradient_findings
 from .tables import (

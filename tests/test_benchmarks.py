@@ -301,6 +301,23 @@ def test_a_malformed_budgets_file_names_the_file_and_the_key(tmp_path, text, key
     assert e.value.key == key and str(e.value).startswith(f"{path}: {key}: "), str(e.value)
 
 
+def test_every_shipped_budget_is_a_same_run_ratio_and_goals_are_only_reported():
+    """A budget must hold on a shared machine: a ratio of two benchmarks of one run (interleaved paired-copy
+    ratios or exact peak bytes), never an absolute time; absolute times are goals."""
+    shipped = kb.load_budgets()
+    budgets = [b for b in shipped if not b.goal]
+    assert budgets and all(b.is_ratio and b.of in ("anchored", "peak_bytes") for b in budgets), budgets
+    assert any(b.goal and b.of == "median" for b in shipped)
+    # the parser refuses an absolute time or bandwidth as a budget, and takes it as a goal
+    import tomllib
+
+    for of in ("median", "gbps"):
+        text = GOOD + f"[budget.t]\nof = '{of}'\nselect = {{ test = 'test_remez' }}\nmax = 0.05\n"
+        with pytest.raises(kb.BudgetError, match=r"budget.t.of: an absolute .* make it a \[goal\]"):
+            kb.parse_budgets(tomllib.loads(text))
+        assert kb.parse_budgets(tomllib.loads(text.replace("budget.t", "goal.t")))[-1].goal
+
+
 def test_a_missing_binary_or_unparsable_budgets_file_names_the_file(tmp_path):
     with pytest.raises(kb.BudgetError, match="nope.toml: cannot read"):
         kb.load_budgets(tmp_path / "nope.toml")

@@ -575,9 +575,10 @@ def cmd_bench(args) -> int:
     elif args.trial:
         from .benchmarks.trial import FULL
 
+        prep = command.prepare(args)
         out = _out_folder(str(_default_out(args, "bench", args.trial < FULL)))
         work = Path(args.out) / "trial" if args.out else SCRATCH / "bench" / "trial"
-        outcome = command.trial(args, out, work, say)
+        outcome = command.trial(args, prep, out, work, say)
     elif args.counts:
         benches = command.counts_plan(args, degrees)
         out = args.out or _default_out(args, "bench", command.is_partial(args)) / "bench"

@@ -746,6 +746,9 @@ def _cli(capsys, *argv):
         (["--deadline", "-3"], "expected a finite number of seconds > 0"),
         (["--threshold", "ten"], "expected a fraction such as 5%"),
         (["--budgets", "/nonexistent/budgets.toml"], "/nonexistent/budgets.toml: cannot read"),
+        (["--trial", "3", "--check"], "it does not go with --check"),
+        (["--trial", "0"], "--trial"),
+        (["--trial", "3", "--budgets", "/nonexistent/b.toml"], "/nonexistent/b.toml: cannot read"),
     ],
 )
 def test_bench_bad_input_is_one_line_and_exit_2(capsys, monkeypatch, tmp_path, argv, needle):

@@ -252,15 +252,15 @@ def timed(args, prep: Prepared, out: Path, partial: bool, say: Say) -> Outcome:
     return outcome
 
 
-def trial(args, out: Path, work: Path, say: Say) -> Outcome:
+def trial(args, prep: Prepared, out: Path, work: Path, say: Say) -> Outcome:
     """bench --trial N: false alarms, detections and budgets held (see :mod:`.trial`) -> the page
     OUT/bench/false_alarm.md, which kernels.md includes; exit 1 if a goal of the trial is not met."""
     from . import budgets as bu
     from . import trial as tr
 
-    budgets_file = args.budgets or bu.BUDGETS_FILE
-    budgets = bu.load_budgets(budgets_file)
-    extra = ["--budgets", str(budgets_file)] if args.budgets else []
+    budgets = prep.budgets
+    shipped = Path(args.budgets).resolve() == Path(bu.BUDGETS_FILE).resolve()
+    extra = [] if shipped else ["--budgets", str(args.budgets)]
     say(f"trial: {tr.BASE_RUNS} saved runs, {args.trial} checks of unchanged code, {args.trial} with a "
         f"{tr.SLOWDOWN - 1:.0%} slowdown; the runs and logs -> {work}")
     started = tr.stamp()

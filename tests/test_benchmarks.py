@@ -558,8 +558,35 @@ def test_history_draws_time_and_the_kept_instruction_counts(tmp_path):
     assert text.index("## Median time (s)") < text.index("## Instructions (valgrind)")
     assert "| k | 1 000 | 1 100 |" in text, text
     assert len(fig.axes) == 2 and all(ax.get_legend() is not None for ax in fig.axes)
-    only, fig = history.history_markdown([], counted)
-    assert "Median time" not in only and len(fig.axes) == 1
+    only, fig = history.history_markdown([], counted, level=3)
+    assert only.startswith("### Instructions (valgrind)") and "Median time" not in only and len(fig.axes) == 1
+
+
+def test_the_full_report_has_the_rule_the_trial_and_both_histories(tmp_path):
+    import argparse
+
+    from slaf_approx.benchmarks import command
+    from slaf_approx.benchmarks import counts as pc
+
+    store = tmp_path / "store" / "host-cpu"
+    for seed in (1, 2):
+        runs.save_run(store, cpu_run(seed=seed, commit=runs.code_version()["commit"] or "c1"))
+    for n in (1000, 1100):
+        pc.save_history(tmp_path / "store" / "counts", _counts_doc(n))
+    out = tmp_path / "rep"
+    (out / "bench").mkdir(parents=True)
+    (out / "bench" / "false_alarm.md").write_text("TRIAL PAGE\n")
+    args = argparse.Namespace(budgets=kb.BUDGETS_FILE, history_of="median", storage=str(store), check=False)
+    notes = []
+    got = command.finish(args, [("run-cpu.json", cpu_run())], kb.load_budgets(), out, storage=store,
+                         full=True, say=notes.append)
+    text = (out / "kernels.md").read_text()
+    assert got.code == 0 and notes == [f"report -> {out / 'kernels.md'}"]
+    assert "## The regression check" in text and "exp(3.5 × bound) - 1" in text
+    assert text.index("### False alarms and detection") < text.index("TRIAL PAGE")
+    assert "### Median time (s)" in text and "### Instructions (valgrind)" in text
+    assert "| k | 1 000 | 1 100 |" in text
+    assert (out / "kernels_history.png").is_file()
 
 
 # ---- the trial ----------------------------------------------------------------------------------

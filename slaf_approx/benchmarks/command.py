@@ -276,6 +276,11 @@ def trial(args, prep: Prepared, out: Path, work: Path, say: Say) -> Outcome:
     return Outcome(0 if met else 1, page)
 
 
+def counts_storage_of(args) -> Path:
+    """Where the counts runs are kept: beside the saved timed runs (--storage DIR: DIR/../counts)."""
+    return Path(args.storage).parent / "counts" if args.storage else Path(".benchmarks") / "counts"
+
+
 def storage_of(args, device: str) -> Path:
     from .runs import storage_path
 
@@ -292,7 +297,7 @@ def history(args, out: Path, say: Say) -> Outcome:
 
     storage = storage_of(args, args.device)
     files = saved_runs(storage)
-    counts_store = Path(args.storage).parent / "counts" if args.storage else Path(".benchmarks") / "counts"
+    counts_store = counts_storage_of(args)
     counted = hi.count_runs(counts_store)
     if not files and not counted:
         raise ValueError(f"no saved runs under {storage} nor counts under {counts_store}: `slaf-approx "
@@ -318,9 +323,10 @@ def finish(args, runs_, budgets, out: Path, comparison: str | None = None, slowe
     hist_md, hist_fig = None, None
     if storage is not None and full:
         saved = hi.ordered([load_run(p) for p in saved_runs(storage)])
-        if len(saved) > 1:
-            hist_md = hi.history_table(saved, args.history_of) + "\n![history](kernels_history.png)\n"
-            hist_fig = hi.history_figure(saved, args.history_of)
+        counted = hi.count_runs(counts_storage_of(args))
+        if len(saved) > 1 or len(counted) > 1:
+            text, hist_fig = hi.history_markdown(saved, counted, args.history_of, level=3)
+            hist_md = text + "\n![history](kernels_history.png)\n"
     shipped = Path(args.budgets).resolve() == Path(bu.BUDGETS_FILE).resolve()
     source = "slaf_approx/benchmarks/budgets.toml" if shipped else str(args.budgets)
     md, figures = report.kernel_report(runs_, results, budgets_source=source, comparison=comparison,

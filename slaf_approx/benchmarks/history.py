@@ -142,11 +142,12 @@ def count_runs(storage) -> list[dict]:
     return ordered(docs)
 
 
-def history_markdown(timed: Sequence[Mapping], counted: Sequence[Mapping], quantity: str = "median"
-                     ) -> tuple[str, Figure]:
-    """The history tables (time, then instructions) and one figure with a panel for each that has runs."""
+def history_markdown(timed: Sequence[Mapping], counted: Sequence[Mapping], quantity: str = "median",
+                     level: int = 2) -> tuple[str, Figure]:
+    """The history tables (time, then instructions) under headings of `level`, and one figure with a
+    panel for each that has runs."""
     parts = [(runs, q) for runs, q in ((timed, quantity), (counted, INSTRUCTIONS)) if runs]
-    text = "\n".join(f"## {QUANTITY_LABEL.get(q, q).capitalize()}\n\n{history_table(runs, q)}"
+    text = "\n".join(f"{'#' * level} {QUANTITY_LABEL.get(q, q).capitalize()}\n\n{history_table(runs, q)}"
                      for runs, q in parts)
     fig = Figure(figsize=(10, 4.5 * max(1, len(parts))), dpi=100, layout="constrained")
     axes = fig.subplots(max(1, len(parts)), 1, squeeze=False)[:, 0]

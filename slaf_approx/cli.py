@@ -795,7 +795,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "run of a machine, tools and selection is saved anyway), in --storage (default "
                    ".benchmarks/counts)")
     b.add_argument("--trial", type=_positive, default=None, metavar="N",
-                   help="measure the check: 3 saved quick runs, N quick checks of the same code (false "
+                   help="measure the check: 5 saved quick runs, N quick checks of the same code (false "
                    "alarms) and N with every SLAF op 25%% slower (detections), and whether every budget "
                    "held -> OUT/bench/false_alarm.md (OUT: reports/ for N >= 10, else .scratch/bench/); "
                    "the runs go to .scratch/bench/trial (or OUT/trial)")

@@ -155,7 +155,7 @@ def markdown(results: Sequence[RunResult], started: datetime, ended: datetime, h
         for r in results
     ]
     detail = table(["run", "exit", "found slower", "budgets broken", "load"], rows, "lrllr")
-    return head + rates + "\n\n" + detail
+    return head + rates + "\n" + detail
 
 
 def stamp() -> datetime:

@@ -545,16 +545,6 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _percent(text: str) -> float:
-    try:
-        value = float(str(text).rstrip("%"))
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"takes a percentage >= 0 such as 2 or 2%, got {text!r}")
-    return value
-
-
 def _count_degrees(items) -> list[int] | None:
     """--degrees for --counts: integers or ranges A-B, space- or comma-separated."""
     if not items:
@@ -566,222 +556,44 @@ def _count_degrees(items) -> list[int] | None:
     return out
 
 
-def cmd_bench_counts(args) -> int:
-    """bench --counts: instructions counted under valgrind -> OUT/counts.json and OUT/counts.md; --check
-    compares with the saved baseline of this machine, tools and selection."""
-    from . import perfcounts as pc
-
-    timing_only = (("--quick", args.quick), ("--report-only", args.report_only), ("--json", args.json),
-                   ("--sizes", args.sizes), ("--dtype", args.dtype), ("--rounds", args.rounds),
-                   ("--warmup", args.warmup), ("--deadline", args.deadline),
-                   ("pytest arguments", args.pytest_args))
-    given = [flag for flag, value in timing_only if value]
-    if given:
-        raise UsageError(f"{given[0]} is a timing option; --counts counts {pc.SIZE} {pc.DTYPE} elements per "
-                         "kernel call (select with --backends, --degrees, --kernels-only)")
-    if args.device != "cpu":
-        raise UsageError(f"--counts counts CPU instructions under valgrind; there is no counts mode on "
-                         f"device {args.device!r}")
-    benches = pc.plan(args.backends, _count_degrees(args.degrees) or pc.DEGREES,
-                      fits=not args.kernels_only)
-    threshold = pc.THRESHOLD if args.threshold is None else args.threshold
-    storage = Path(args.storage) if args.storage else Path(".benchmarks") / "counts"
-    try:
-        pc.require_tools()
-    except pc.CountsError as exc:
-        raise UsageError(str(exc)) from None
-    # a full counts run goes beside the published kernels report; a check or a selection into the scratch
-    partial = args.check or bool(args.backends or args.degrees or args.kernels_only)
-    out = _out_folder(args.out or str(_default_out(args, "bench", partial) / "bench"))
-    print(f"slaf-approx bench: counting {len(benches)} benchmarks under valgrind (one thread)",
-          file=sys.stderr, flush=True)
-    try:
-        counts, meta = pc.run(benches)
-    except pc.CountsError as exc:
-        print(f"slaf-approx bench: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 1
-    doc = pc.document(counts, meta, benches)
-    json_path, md_path = pc.write(doc, out)
-    print(f"counts -> {json_path}, {md_path}", file=sys.stderr)
-    baseline = pc.baseline_path(storage, doc)
-    if args.check and baseline.is_file():
-        changes = pc.compare(doc, pc.load(baseline))
-        print(pc.compare_table(changes, threshold))
-        worse = [c.name for c in changes if c.regressed(threshold)]
-        if worse:
-            print(f"slaf-approx bench: {len(worse)} benchmark(s) executed more than {100 * threshold:g}% "
-                  f"more instructions than the baseline {baseline}: {', '.join(worse)}", file=sys.stderr)
-            return 1
-        print(f"slaf-approx bench: no count above +{100 * threshold:g}% of the baseline {baseline}",
-              file=sys.stderr)
-    else:
-        print(pc.summary(doc))
-        if args.check:
-            print(f"slaf-approx bench: no baseline for this machine, tools and selection ({baseline}): "
-                  "nothing to compare", file=sys.stderr)
-    if args.save or not baseline.is_file():
-        pc.save(doc, baseline)
-        print(f"slaf-approx bench: baseline saved -> {baseline}", file=sys.stderr)
-    return 0
-
-
 def cmd_bench(args) -> int:
-    """Time the benchmark suite (pytest-benchmark, the suite shipped in slaf_approx.benchmarks.suite), save
-    the run for this machine, write kernels.md and check the budgets; with --check, compare with the newest
-    saved run instead of saving; with --history, draw the saved runs and time nothing."""
-    if args.counts:
-        return cmd_bench_counts(args)
-    if args.save:
-        raise UsageError("--save goes with --counts (a full timed run is saved anyway)")
+    """Time the benchmark suite (the suite shipped in slaf_approx.benchmarks.suite), save the run for this
+    machine, write kernels.md and check the budgets; --check compares with the newest saved run instead of
+    saving; --counts counts instructions; --history draws the saved runs; --trial measures the check."""
     try:
-        from . import benchmarks as kb
-        from .benchmarks import command, compare, runs, workloads
+        from .benchmarks import command
     except ImportError as exc:
         raise UsageError(f"slaf-approx bench needs pytest and pytest-benchmark ({exc})") from None
-    args.budgets = args.budgets or kb.BUDGETS_FILE
-    budgets = kb.load_budgets(args.budgets)
-    workloads.slowdown()  # a bad test-hook value is bad input, before any work
-    if args.report_only:
-        out = Path(args.out or "reports")
-        return _bench_finish(args, [(p, kb.load_run(p)) for p in args.report_only], budgets, out)
-    settings = kb.bench_settings(args.device, args.dtype, args.sizes, args.backends, args.degrees,
-                                 peers=args.peers, rounds=args.rounds, warmup=args.warmup, quick=args.quick)
-    storage = Path(args.storage) if args.storage else runs.storage_path(Path.cwd(), settings.device)
+
+    def say(line: str) -> None:
+        print(f"slaf-approx bench: {line}", file=sys.stderr, flush=True)
+
+    command.validate(args)
+    degrees = _count_degrees(args.degrees) if args.counts else None
     if args.history:
-        return _bench_history(args, storage, Path(args.out or "reports"))
-    chosen = (args.dtype, args.sizes, args.backends, args.degrees, args.peers, args.rounds, args.deadline)
-    partial = (args.quick or args.check or args.kernels_only or bool(args.pytest_args)
-               or any(v is not None for v in chosen))
-    out = _out_folder(str(_default_out(args, "bench", partial)))
-    json_path = Path(args.json) if args.json else out / "bench" / f"run-{settings.device}.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = json_path.with_name(f".{json_path.name}.partial")
-    log = json_path.with_name(f"pytest-{settings.device}.log")
-    argv = command.pytest_command(settings, tmp.resolve(), quick=args.quick, python=sys.executable,
-                                  deadline=args.deadline, fit=not args.kernels_only, extra=args.pytest_args)
-    print(f"slaf-approx bench: timing (pytest log -> {log})", file=sys.stderr, flush=True)
-    import subprocess
+        outcome = command.history(args, Path(args.out or "reports"), say)
+    elif args.trial:
+        from .benchmarks.trial import FULL
 
-    with open(log, "w") as fh:
-        rc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT).returncode
-    if not tmp.is_file():
-        why = "no benchmark ran (all skipped or deselected)" if rc in (0, 5) else "pytest failed"
-        print(f"slaf-approx bench: {why}: pytest exited with status {rc} and wrote no benchmark JSON; "
-              f"see {log}", file=sys.stderr)
-        return rc or 1
-    run = kb.compact(kb.load_run(tmp))
-    run["slaf_approx"] = runs.code_version() | {"quick": bool(args.quick), "device": settings.device}
-    tmp.unlink()
-    saved = [kb.load_run(p) for p in runs.saved_runs(storage)]
-    comparison, slower = None, []
-    if args.check:
-        previous = next((r for r in reversed(saved) if {b["name"] for b in r["benchmarks"]}
-                         & {b["name"] for b in run["benchmarks"]}), None)
-        if previous is None:
-            print(f"slaf-approx bench: no saved run under {storage} to compare with (`slaf-approx bench` "
-                  "saves one); checking the budgets only", file=sys.stderr)
-        else:
-            thresh, how = compare.thresholds(previous, 0.05 if args.threshold is None else args.threshold)
-            rows = compare.compare_runs(run, previous, thresh)
-            slower = [r for r in rows if r.slower]
-            source = runs.saved_runs(storage)[saved.index(previous)].name
-            comparison = compare.compare_table(rows, how, source)
+        prep = command.prepare(args)
+        out = _out_folder(str(_default_out(args, "bench", args.trial < FULL)))
+        work = Path(args.out) / "trial" if args.out else SCRATCH / "bench" / "trial"
+        outcome = command.trial(args, prep, out, work, say)
+    elif args.counts:
+        benches = command.counts_plan(args, degrees)
+        out = args.out or _default_out(args, "bench", command.is_partial(args)) / "bench"
+        outcome = command.counts(args, benches, _out_folder(str(out)), say)
     else:
-        run["slaf_approx"]["spread"] = compare.spread([*saved, run])
-        path = runs.save_run(storage, run)
-        print(f"slaf-approx bench: saved -> {path}", file=sys.stderr)
-    kb_path = json_path
-    from ._io import atomic_write
-
-    atomic_write(kb_path, (json.dumps(run, indent=1) + "\n").encode("utf-8"))
-    all_runs = [(str(json_path), run)]
-    gpu = Path("reports") / "gpu" / "kernels.json"
-    if settings.device == "cpu" and not partial and gpu.is_file():
-        all_runs.append((str(gpu), kb.load_run(gpu)))
-    code = _bench_finish(args, all_runs, budgets, out, comparison, slower, storage=storage, full=not partial)
-    if rc not in (0, 5):
-        failed = [line for line in log.read_text(errors="replace").splitlines()
-                  if line.startswith(("FAILED", "ERROR"))]
-        print(f"slaf-approx bench: pytest exited with status {rc}: {'; '.join(failed[:5]) or 'see the log'} "
-              f"({log})", file=sys.stderr)
-        return 1
-    return code
-
-
-def _bench_history(args, storage: Path, out: Path) -> int:
-    from .benchmarks import history
-    from .benchmarks.report import write_figures_and_text
-    from .benchmarks.runs import load_run, saved_runs
-
-    files = saved_runs(storage)
-    if not files:
-        raise UsageError(f"no saved runs under {storage}: `slaf-approx bench` saves one per run")
-    runs_ = history.ordered([load_run(p) for p in files])
-    text = history.history_table(runs_, args.history_of)
-    path = write_figures_and_text(out, "# Benchmark history\n\n" + text
-                                  + "\n![history](kernels_history.png)\n",
-                                  {"kernels_history.png": history.history_figure(runs_, args.history_of)},
-                                  name="kernels_history.md")
-    print(text)
-    print(f"history -> {path}", file=sys.stderr)
-    return 0
-
-
-def _bench_finish(args, runs_, budgets, out: Path, comparison: str | None = None, slower=(), *,
-                  storage: Path | None = None, full: bool = False) -> int:
-    from . import benchmarks as kb
-    from .benchmarks import history, report
-
-    recs = [r for _, run in runs_ for r in kb.records(run)]
-    results = kb.check_budgets(recs, budgets)
-    hist_md, hist_fig = None, None
-    if storage is not None and full:
-        saved = history.ordered([kb.load_run(p) for p in kb.runs.saved_runs(storage)])
-        if len(saved) > 1:
-            hist_md = history.history_table(saved, args.history_of) + "\n![history](kernels_history.png)\n"
-            hist_fig = history.history_figure(saved, args.history_of)
-    shipped = Path(args.budgets).resolve() == Path(kb.BUDGETS_FILE).resolve()
-    source = "slaf_approx/benchmarks/budgets.toml" if shipped else str(args.budgets)
-    md, figures = report.kernel_report(runs_, results, budgets_source=source,
-                                       comparison=comparison, history=hist_md)
-    trial = Path(out) / "bench" / "false_alarm.md"  # bench/false_alarm.sh's measured rates, when recorded
-    if trial.is_file():
-        md = md.rstrip() + "\n\n## The regression check: false alarms and detection\n\n" + trial.read_text()
-    if hist_fig is not None:
-        figures["kernels_history.png"] = hist_fig
-    if full:  # the published report is rewritten whole: no figure of an earlier layout is left behind
-        for stale in Path(out).glob("kernels_*.png"):
-            if stale.name not in figures:
-                stale.unlink()
-    path = report.write_figures_and_text(out, md, figures)
-    fit_runs = [run for _, run in runs_ if any(r.get("op") is None for r in kb.records(run))]
-    if fit_runs:
-        report.write_text(out / "bench" / "fit.md", report.fit_markdown(fit_runs[0], results))
-    failed = [r for r in results if r.failed]
-    print(f"report -> {path}", file=sys.stderr)
-    if args.check and (failed or slower):
-        print(_failure_table(failed, slower))
-        print(f"slaf-approx bench: check failed: {len(slower)} benchmarks slower, {len(failed)} budgets "
-              "broken", file=sys.stderr)
-        return 1
-    print(kb.budget_table(results))
-    if comparison:
-        print(comparison)
-    for i, (_, run) in enumerate(runs_):
-        print(report.short_summary(run, results if i == len(runs_) - 1 else ()))
-    return 0
-
-
-def _failure_table(failed, slower) -> str:
-    from ._markdown import table
-    from .benchmarks.budgets import measured_text
-
-    rows = [["budget", r.budget.name, measured_text(r), r.budget.limit(),
-             r.status + (f" ({r.detail})" if r.detail else "")] for r in failed]
-    rows += [["slower", r.name, f"{r.ratio - 1:+.1%}",
-              f"saved interval ends at {r.ci_before[1]:.4g}, now starts at {r.ci_after[0]:.4g}", "slower"]
-             for r in slower]
-    return table(["check", "name", "measured", "limit", "status"], rows, "llrll")
+        prep = command.prepare(args)
+        if args.report_only:
+            outcome = command.timed(args, prep, Path(args.out or "reports"), False, say)
+        else:
+            partial = command.is_partial(args)
+            out = _out_folder(str(_default_out(args, "bench", partial)))
+            outcome = command.timed(args, prep, out, partial, say)
+    if outcome.text:
+        print(outcome.text)
+    return outcome.code
 
 
 def _version() -> str:
@@ -952,8 +764,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--check", action="store_true", help="exit 1, with one table, if a budget breaks or a "
                    "benchmark is slower than the newest saved run of this machine (this run is not saved)")
     b.add_argument("--threshold", type=_fraction, default=None, metavar="FRACTION",
-                   help="--check: the least change reported, e.g. 5%% or 0.05; timed: raised to the "
-                   "machine's measured run-to-run spread (default 5%%); --counts: instructions (default 2%%)")
+                   help="--check: the least change reported, e.g. 10%% or 0.1; timed: raised by the "
+                   "machine's measured run-to-run spread (default 10%%); --counts: instructions "
+                   "(default 2%%)")
     b.add_argument("--budgets", default=None, help="budgets file (default: the shipped "
                    "slaf_approx/benchmarks/budgets.toml)")
     b.add_argument("--out", default=None, help="kernels.md and PNGs here, the JSON in OUT/bench/ (default: "
@@ -981,6 +794,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--save", action="store_true", help="--counts: save this run as the baseline (the first "
                    "run of a machine, tools and selection is saved anyway), in --storage (default "
                    ".benchmarks/counts)")
+    b.add_argument("--trial", type=_positive, default=None, metavar="N",
+                   help="measure the check: 5 saved quick runs, N quick checks of the same code (false "
+                   "alarms) and N with every SLAF op 25%% slower (detections), and whether every budget "
+                   "held -> OUT/bench/false_alarm.md (OUT: reports/ for N >= 10, else .scratch/bench/); "
+                   "the runs go to .scratch/bench/trial (or OUT/trial)")
     b.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
                    help="after --: more pytest arguments, e.g. slaf-approx bench -- "
                         "--benchmark-max-time=2; default: none")

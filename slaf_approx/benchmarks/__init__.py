@@ -8,11 +8,15 @@ Modules, each one job:
   moved, peak memory, the slowdown test hook;
 * :mod:`.runs` — a pytest-benchmark JSON as records; the saved runs of this machine, with their commit;
 * :mod:`.budgets` — budgets.toml (budgets and goals) and their check;
-* :mod:`.compare` — this run against a saved one: bootstrap intervals and the measured spread;
-* :mod:`.history` — each benchmark across the saved runs, in commit order;
+* :mod:`.compare` — this run against a saved one: bootstrap intervals, and a threshold from the measured
+  run-to-run spread;
+* :mod:`.counts` — instructions counted under valgrind (`bench --counts`), deterministic under load;
+* :mod:`.history` — each benchmark across the saved runs in commit order, time and instructions;
+* :mod:`.trial` — the check's false alarms, detections and budgets held (`bench --trial N`);
 * :mod:`.report` — kernels.md, its figures, reports/bench/fit.md, the printed summary;
 * :mod:`.runtable` — the short kernel-cost table of `slaf-approx run`;
-* :mod:`.command` — the pytest command line; the pytest files themselves are in ``suite/``.
+* :mod:`.command` — `slaf-approx bench` once parsed: the pytest command line, the timed run, the
+  counts, the history, the trial (cli parses and prints); the pytest files themselves are in ``suite/``.
 
 pytest-benchmark does the timing; torch is imported inside the functions that need it.
 """

@@ -1,7 +1,9 @@
 """Budgets (budgets.toml, shipped beside this module): limits on ratios measured inside one run, and goals.
 
 A budget is checked (`slaf-approx bench --check` exits 1 when one breaks); it must hold in every run on
-its reference machine, so its limit leaves room for that machine's noise. A goal has the same form but is
+its reference machine, so its limit leaves room for that machine's noise, and it is a figure of one run
+that the machine's load cannot move much: a ratio of two benchmarks, a paired-copy ratio or peak bytes (an
+absolute time or bandwidth is refused as a budget; it can be a goal). A goal has the same form but is
 only reported: it states a target not met yet, or one too noisy to enforce.
 
 Ratios of kernel benchmarks read the quantity "anchored" by default: each benchmark's per-round time over
@@ -131,6 +133,10 @@ def _parse_one(path, key: str, name: str, b, goal: bool) -> Budget:
             None,
         )
     elif "select" in b:
+        if not goal and of in ("median", "gbps"):
+            raise BudgetError(path, f"{key}.of", f"an absolute {QUANTITIES[of]} moves with the machine's "
+                              "load: a budget is a ratio within one run (of = anchored, or numerator and "
+                              "denominator); make it a [goal] to report it")
         num = den = None
         sel = _selector(path, f"{key}.select", b["select"])
     else:

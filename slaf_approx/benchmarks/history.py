@@ -1,11 +1,14 @@
-"""History: each benchmark's figure across the saved runs of this machine, in commit order (as asv draws
-it), as one PNG and a table. The quantity is a record key: "median" (seconds), "anchored" (time over the
-paired copy), or any other number a saved run's records carry (e.g. instruction counts)."""
+"""History: each benchmark's figures across the saved runs of this machine, in commit order (as asv draws
+it), as one PNG and tables: the timed quantity (a record key: "median" seconds, "anchored" time over the
+paired copy, or any other number a saved run's records carry) and the instructions counted under valgrind
+(the counts runs that `slaf-approx bench --counts` keeps, see :func:`.counts.save_history`)."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from matplotlib.figure import Figure
 
@@ -15,7 +18,9 @@ from .runs import commit_order, records
 #: the table shows the newest runs only, the figure all of them; the figure names the NAMED that moved most
 TABLE_RUNS = 8
 NAMED = 7
-QUANTITY_LABEL = {"median": "median time (s)", "anchored": "time / paired copy time"}
+INSTRUCTIONS = "instructions"
+QUANTITY_LABEL = {"median": "median time (s)", "anchored": "time / paired copy time",
+                  INSTRUCTIONS: "instructions (valgrind)"}
 
 
 def _commit(run: Mapping) -> str | None:
@@ -29,9 +34,21 @@ def ordered(runs: Sequence[Mapping], order: Mapping[str, int] | None = None) -> 
     return sorted(runs, key=lambda r: (order.get(_commit(r) or "", math.inf), str(r.get("datetime", ""))))
 
 
+def _per_run(runs: Sequence[Mapping], quantity: str) -> list[dict]:
+    """Benchmark name -> value, one dict per run: a counts run (format "slaf-approx counts") gives its
+    instructions whatever `quantity`, a timed run its records' `quantity`."""
+    out = []
+    for run in runs:
+        if str(run.get("format", "")).startswith("slaf-approx counts"):
+            out.append({n: e.get("instructions") for n, e in run["benchmarks"].items()})
+        else:
+            out.append({r["name"]: r.get(quantity) for r in records(run)})
+    return out
+
+
 def series(runs: Sequence[Mapping], quantity: str = "median") -> dict[str, list[float | None]]:
-    """Benchmark name -> its `quantity` in each run (None where absent)."""
-    per_run = [{r["name"]: r.get(quantity) for r in records(run)} for run in runs]
+    """Benchmark name -> its `quantity` in each run (None where absent); instructions for counts runs."""
+    per_run = _per_run(runs, quantity)
     names = list(dict.fromkeys(n for pr in per_run for n in pr))
     out = {}
     for n in names:
@@ -57,6 +74,8 @@ def history_table(runs: Sequence[Mapping], quantity: str = "median") -> str:
     def cell(v):
         if v is None:
             return "–"
+        if quantity == INSTRUCTIONS:
+            return f"{v:,.0f}".replace(",", " ")
         return f"{v * 1e3:.3g}" if unit == "ms" else f"{v:.4g}"
 
     rows = [[n, *(cell(vals[i]) for i in shown)] for n, vals in s.items()]
@@ -71,9 +90,13 @@ def history_figure(runs: Sequence[Mapping], quantity: str = "median") -> Figure:
     """Each benchmark's quantity over its value in the first run that has it, against the run (commit).
     The NAMED benchmarks that moved most (largest |last / first - 1|) are coloured and named in the legend;
     the others are thin grey lines."""
-    s = series(runs, quantity)
     fig = Figure(figsize=(10, 5), dpi=100, layout="constrained")
-    ax = fig.subplots()
+    _draw(fig.subplots(), runs, quantity)
+    return fig
+
+
+def _draw(ax, runs: Sequence[Mapping], quantity: str) -> None:
+    s = series(runs, quantity)
     from matplotlib import colormaps
 
     lines = {}
@@ -104,5 +127,30 @@ def history_figure(runs: Sequence[Mapping], quantity: str = "median") -> Figure:
             title=f"moved most ({len(moved)} of {len(lines)})",
             title_fontsize=7,
         )
-    ax.set_title(f"History of {len(lines)} benchmarks across {len(runs)} saved runs", fontsize=10)
-    return fig
+    ax.set_title(f"{QUANTITY_LABEL.get(quantity, quantity)}: {len(lines)} benchmarks across {len(runs)} "
+                 "saved runs", fontsize=10)
+
+
+def count_runs(storage) -> list[dict]:
+    """The counts runs kept under `storage` (STORAGE/KEY/runs/*.json) of the newest key (one machine and
+    tool chain: counts of other tools do not compare), in commit order."""
+    files = sorted(Path(storage).glob("*/runs/[0-9][0-9][0-9][0-9]_*.json"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        return []
+    key = files[-1].parent.parent
+    docs = [json.loads(p.read_text()) for p in sorted((key / "runs").glob("[0-9][0-9][0-9][0-9]_*.json"))]
+    return ordered(docs)
+
+
+def history_markdown(timed: Sequence[Mapping], counted: Sequence[Mapping], quantity: str = "median",
+                     level: int = 2) -> tuple[str, Figure]:
+    """The history tables (time, then instructions) under headings of `level`, and one figure with a
+    panel for each that has runs."""
+    parts = [(runs, q) for runs, q in ((timed, quantity), (counted, INSTRUCTIONS)) if runs]
+    text = "\n".join(f"{'#' * level} {QUANTITY_LABEL.get(q, q).capitalize()}\n\n{history_table(runs, q)}"
+                     for runs, q in parts)
+    fig = Figure(figsize=(10, 4.5 * max(1, len(parts))), dpi=100, layout="constrained")
+    axes = fig.subplots(max(1, len(parts)), 1, squeeze=False)[:, 0]
+    for ax, (runs, q) in zip(axes, parts, strict=False):
+        _draw(ax, runs, q)
+    return text, fig

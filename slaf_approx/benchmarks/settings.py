@@ -17,8 +17,6 @@ COPIES = ("copy", "copy_into")
 PEERS = ("horner:eager", "horner:compile", "recurrence:compile", "pau:eager", "pau:compile")
 PEER_OPS = ("horner", "recurrence", "pau")
 KERNEL_OPS = ("slaf", *PEER_OPS, *COPIES, *ACTIVATIONS, *LAYER_OPS)
-#: the PAU types timed: "5/4" (PAU's default) and "matched", the type with the polynomial's parameter count
-PAU_TYPES = ("5/4", "matched")
 MODES = ("forward", "forward+backward")
 MODE_IDS = {"forward": "fwd", "forward+backward": "fwdbwd"}
 DEVICES = ("cpu", "cuda")

@@ -51,8 +51,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._io import atomic_write
-from ._markdown import table
+from .._io import atomic_write
+from .._markdown import table
 
 FORMAT = "slaf-approx counts 1"
 SIZE = 2**16
@@ -323,6 +323,22 @@ def save(doc: Mapping, path) -> Path:
     return atomic_write(path, json.dumps(doc, indent=1) + "\n")
 
 
+def save_history(storage, doc: Mapping) -> Path:
+    """Keep `doc` with the commit it counted (and the time) as STORAGE/KEY/runs/NNNN_COMMIT.json, for
+    `slaf-approx bench --history`; the baseline stays one file per selection."""
+    from datetime import UTC, datetime
+
+    from .runs import code_version
+
+    folder = Path(storage) / doc["key"] / "runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    files = sorted(folder.glob("[0-9][0-9][0-9][0-9]_*.json"))
+    n = int(files[-1].name[:4]) + 1 if files else 1
+    version = code_version()
+    kept = {**doc, "slaf_approx": version, "datetime": datetime.now(UTC).isoformat(timespec="seconds")}
+    return save(kept, folder / f"{n:04d}_{(version.get('commit') or 'unknown')[:10]}.json")
+
+
 def load(path) -> dict:
     """A counts.json or a saved baseline, checked for its format; ValueError naming the file otherwise."""
     path = Path(path)
@@ -470,7 +486,7 @@ def _horner(x, c, scale: float, shift: float):
 def _kernel_call(p: Mapping, inputs):
     import torch
 
-    from .kernels import available_backends, slaf
+    from ..kernels import available_backends, slaf
 
     x, gy = inputs
     lo, hi = INTERVAL
@@ -506,7 +522,7 @@ def _kernel_call(p: Mapping, inputs):
 
 
 def _fit_call(p: Mapping):
-    from .fit import fit
+    from ..fit import fit
 
     return lambda: fit(p["target"], p["degree"], p["method"], p["basis"], INTERVAL)
 

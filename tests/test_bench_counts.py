@@ -1,6 +1,6 @@
-"""Instruction counts under valgrind (slaf_approx.perfcounts, `slaf-approx bench --counts`): the file formats,
-the check's verdicts, the CLI's errors, and, under valgrind, counts that do not move with the machine's load
-and a check that catches a deliberately slower kernel build."""
+"""Instruction counts under valgrind (slaf_approx.benchmarks.counts, `slaf-approx bench --counts`): the file
+formats, the check's verdicts, the CLI's errors, and, under valgrind, counts that do not move with the
+machine's load and a check that catches a deliberately slower kernel build."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from slaf_approx import cli
-from slaf_approx import perfcounts as pc
+from slaf_approx.benchmarks import counts as pc
 from slaf_approx.kernels import cpu
 
 # CI installs valgrind (.ci/run), so there a missing valgrind fails these tests instead of skipping them

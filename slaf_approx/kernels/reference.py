@@ -48,8 +48,21 @@ def recurrence(basis: str, K: int) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"unknown basis {basis!r}; allowed: {', '.join(BASIS_CODES)}")
 
 
-def basis_values(t: torch.Tensor, A, B, K: int) -> list[torch.Tensor]:
-    """[phi_0(t), ..., phi_(K-1)(t)] by the forward recurrence A, B (sequences of floats)."""
+def basis_values(t: torch.Tensor, basis: str, K: int) -> list[torch.Tensor]:
+    """[phi_0(t), ..., phi_(K-1)(t)] by the forward recurrence."""
+    A, B = recurrence(basis, K)
+    return _values(t, A.tolist(), B.tolist(), K)
+
+
+def series(t: torch.Tensor, coef: torch.Tensor, basis: str, shape: list[int]) -> torch.Tensor:
+    """sum_k coef[.., k] phi_k(t) as written, with no overflow rule (per-channel rows broadcast by
+    `shape`)."""
+    A, B = recurrence(basis, coef.shape[-1])
+    return _series(t, coef, A.tolist(), B.tolist(), shape)
+
+
+def _values(t: torch.Tensor, A, B, K: int) -> list[torch.Tensor]:
+    """basis_values for the recurrence A, B (sequences of floats)."""
     phi = [torch.ones_like(t)]
     if K > 1:
         phi.append(float(A[0]) * t * phi[0])
@@ -58,11 +71,10 @@ def basis_values(t: torch.Tensor, A, B, K: int) -> list[torch.Tensor]:
     return phi
 
 
-def series(t: torch.Tensor, coef: torch.Tensor, A, B, shape: list[int]) -> torch.Tensor:
-    """sum_k coef[.., k] phi_k(t) as written, with no overflow rule (per-channel rows broadcast by
-    `shape`)."""
+def _series(t: torch.Tensor, coef: torch.Tensor, A, B, shape: list[int]) -> torch.Tensor:
+    """series for the recurrence A, B (sequences of floats)."""
     K = coef.shape[-1]
-    phi = basis_values(t, A, B, K)
+    phi = _values(t, A, B, K)
     if coef.dim() == 1:
         return sum(coef[k] * phi[k] for k in range(K))
     return sum(coef[:, k].reshape(shape) * phi[k] for k in range(K))
@@ -133,7 +145,7 @@ def _recurrence_op(x, coef, A, B, scale, shift, clamp, tlo, thi) -> torch.Tensor
     shape = [1] * x.dim()
     if coef.dim() == 2:
         shape[1] = coef.shape[0]
-    y = series(t, coef, A, B, shape)
+    y = _series(t, coef, A, B, shape)
     # under torch.compile the fix-up below is traced unconditionally (no branch on the data)
     compiling = torch.compiler.is_compiling()
     with torch.no_grad():
@@ -147,9 +159,9 @@ def _recurrence_op(x, coef, A, B, scale, shift, clamp, tlo, thi) -> torch.Tensor
     with torch.no_grad():
         fix_y = over & torch.isnan(y)
     safe_t = torch.where(over, torch.zeros_like(t), t)  # no NaN through autograd at the fixed points
-    y_safe = series(safe_t, coef, A, B, shape)
+    y_safe = _series(safe_t, coef, A, B, shape)
     with torch.no_grad():
-        phis = basis_values(t, A, B, coef.shape[-1])
+        phis = _values(t, A, B, coef.shape[-1])
         phi = torch.stack([torch.where(over, p, torch.zeros_like(p)) for p in phis])
     y_lim = _Limit.apply(t, coef, torch.where(fix_y, lim, y.detach()), dlim, phi)
     return torch.where(over, y_lim, y_safe)

@@ -48,17 +48,22 @@ def recurrence(basis: str, K: int) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"unknown basis {basis!r}; allowed: {', '.join(BASIS_CODES)}")
 
 
+def _floats(basis: str, K: int) -> tuple[list[float], list[float]]:
+    """recurrence(basis, K) as Python floats, element by element (torch.compile traces numpy as tensors,
+    whose tolist() it cannot trace)."""
+    A, B = recurrence(basis, K)
+    return [float(a) for a in A], [float(b) for b in B]
+
+
 def basis_values(t: torch.Tensor, basis: str, K: int) -> list[torch.Tensor]:
     """[phi_0(t), ..., phi_(K-1)(t)] by the forward recurrence."""
-    A, B = recurrence(basis, K)
-    return _values(t, A.tolist(), B.tolist(), K)
+    return _values(t, *_floats(basis, K), K)
 
 
 def series(t: torch.Tensor, coef: torch.Tensor, basis: str, shape: list[int]) -> torch.Tensor:
     """sum_k coef[.., k] phi_k(t) as written, with no overflow rule (per-channel rows broadcast by
     `shape`)."""
-    A, B = recurrence(basis, coef.shape[-1])
-    return _series(t, coef, A.tolist(), B.tolist(), shape)
+    return _series(t, coef, *_floats(basis, coef.shape[-1]), shape)
 
 
 def _values(t: torch.Tensor, A, B, K: int) -> list[torch.Tensor]:
@@ -132,8 +137,8 @@ def slaf_reference(x: torch.Tensor, coef: torch.Tensor, basis: str, scale: float
                    clamp: bool = False, tlo: float = -1.0, thi: float = 1.0) -> torch.Tensor:
     """The SLAF op in plain torch ops (differentiable in x and coef by autograd), with the overflow rule of
     the module docstring."""
-    A, B = recurrence(basis, coef.shape[-1])
-    return _recurrence_op(x, coef, A.tolist(), B.tolist(), scale, shift, clamp, tlo, thi)
+    A, B = _floats(basis, coef.shape[-1])
+    return _recurrence_op(x, coef, A, B, scale, shift, clamp, tlo, thi)
 
 
 def _recurrence_op(x, coef, A, B, scale, shift, clamp, tlo, thi) -> torch.Tensor:

@@ -2,8 +2,9 @@
 slaf_approx_cpp``), with its autograd kernel in C++.
 
 Why. At small sizes the per-call cost is Python's: the custom-op or ``autograd.Function`` machinery, the
-layout and the ctypes call cost several times the kernel itself (at 2^10 float32 degree 8 the Python path
-costs about 3.6 times the instructions of ``cpu_op``'s one call). Here a call is one dispatcher call: the C++
+layout and the ctypes call cost several times the kernel itself (callgrind, 2^10 float32 degree 8, one
+forward with learnable coefficients: about 216k instructions through the Python path, 95k through this op,
+69k for F.gelu). Here a call is one dispatcher call: the C++
 autograd kernel saves x and the coefficients, the CPU kernel lays them out and calls the same C functions as
 :mod:`.cpu` (the op library links that verified build), and its backward calls them again. Under
 ``create_graph=True`` the backward calls ``slaf_approx_cpp::slaf_grad_graph``, implemented below in Python by

@@ -129,3 +129,36 @@ def test_large_finite_values_match_float64(basis, dtype):
             assert rel.max() <= 8 * K * eps, (f"{name} {backend} {basis} {dtype}: relative error "
                                               f"{rel.max().item():.3g} at x = {x[worst].item()}: got "
                                               f"{got[worst].item()}, float64 {want[worst].item()}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("basis", list(BASIS_CODES))
+def test_reference_backend_layout_obeys_the_rule(basis, dtype):
+    """The reference's registry entry (the kernels' [rows, S] layout, used by the registry's callers) gives
+    the same signed infinities as the op, and float64 gradients of its finite part pass gradcheck."""
+    from slaf_approx.kernels import REGISTRY
+
+    be = REGISTRY["reference"]
+    A, B = (torch.tensor(v, dtype=dtype) for v in recurrence(basis, K))
+    big = 1e10 if dtype == torch.float32 else 1e300
+    xs = torch.tensor([big, -big, math.inf, -math.inf, math.nan, 3 * big, -7 * big] * 6, dtype=dtype)
+    g = torch.Generator().manual_seed(9)
+    gy = torch.randn(xs.shape, generator=g, dtype=torch.float64).to(dtype)
+    coef = torch.randn(K, generator=g, dtype=torch.float64).to(dtype)
+    y_exp, gx_exp = _expected(xs.double().numpy(), gy.double().numpy(), coef.double().numpy(), basis, dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = be.forward(xs.view(1, -1), coef.view(1, -1), A, B, SCALE, 0.0, False, -1.0, 1.0)
+        gx, gc = be.backward(xs.view(1, -1), gy.view(1, -1), coef.view(1, -1), A, B, SCALE, 0.0, False, -1.0,
+                             1.0, True, True)
+    _assert_same(f"y reference layout {basis} {dtype}", y.view(-1), y_exp, xs)
+    _assert_same(f"gx reference layout {basis} {dtype}", gx.view(-1), gx_exp, xs)
+    assert gc.dtype == torch.float64 and gc.shape == (1, K)
+    if dtype == torch.float64:  # random finite inputs: [rows, S] with two coefficient rows
+        x2 = torch.randn(4, 5, generator=g, dtype=dtype).requires_grad_()
+        c2 = torch.randn(2, K, generator=g, dtype=dtype).requires_grad_()
+
+        def f(x, c):
+            return be.forward(x, c, A, B, SCALE, 0.1, False, -1.0, 1.0)
+
+        assert torch.autograd.gradcheck(f, (x2, c2))
+        assert torch.autograd.gradgradcheck(f, (x2, c2))

@@ -11,6 +11,8 @@ The backends are declared in :mod:`.registry` (name, devices, dtypes, availabili
 
 How a call reaches a fused kernel:
 
+* eagerly on the fused CPU backend, through one dispatcher call of its C++ op (:mod:`.cpu_op`: a C++
+  autograd kernel over the same C functions), when that op can be built; otherwise, and on Triton:
 * eagerly without gradients, directly (the per-call cost is a few Python calls and one kernel call);
 * eagerly with gradients, through a thin ``torch.autograd.Function`` that saves only x and the coefficients;
 * under ``torch.compile``, through the ``torch.library.custom_op`` ``slaf_approx::slaf`` (with a fake
@@ -30,7 +32,7 @@ import torch
 
 from .reference import BASIS_CODES, recurrence, slaf_reference
 from .registry import NAMES as BACKENDS
-from .registry import REGISTRY, SlafBackendWarning, resolve
+from .registry import REGISTRY, SlafBackendWarning, eager_op, resolve
 
 __all__ = ["BACKENDS", "BASIS_CODES", "REGISTRY", "SlafBackendWarning", "available_backends", "check_inputs",
            "resolve_backend", "slaf", "slaf_reference"]
@@ -201,6 +203,9 @@ def slaf(x: torch.Tensor, coef: torch.Tensor, basis: str = "chebyshev", scale: f
     args = (basis, float(scale), float(shift), bool(clamp), float(tlo), float(thi), impl)
     if torch.compiler.is_compiling():
         return _slaf_op(x, coef, *args)
+    op = eager_op(impl)
+    if op is not None:
+        return op(x, coef, BASIS_CODES[basis], *args[1:-1])
     if torch.is_grad_enabled() and (x.requires_grad or coef.requires_grad):
         return _SlafFunction.apply(x, coef, *args)
     return _forward(x, coef, *args)

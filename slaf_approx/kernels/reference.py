@@ -48,9 +48,26 @@ def recurrence(basis: str, K: int) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"unknown basis {basis!r}; allowed: {', '.join(BASIS_CODES)}")
 
 
+def _floats(basis: str, K: int) -> tuple[list[float], list[float]]:
+    """recurrence(basis, K) as Python floats, element by element (torch.compile traces numpy as tensors,
+    whose tolist() it cannot trace)."""
+    A, B = recurrence(basis, K)
+    return [float(a) for a in A], [float(b) for b in B]
+
+
 def basis_values(t: torch.Tensor, basis: str, K: int) -> list[torch.Tensor]:
     """[phi_0(t), ..., phi_(K-1)(t)] by the forward recurrence."""
-    A, B = recurrence(basis, K)
+    return _values(t, *_floats(basis, K), K)
+
+
+def series(t: torch.Tensor, coef: torch.Tensor, basis: str, shape: list[int]) -> torch.Tensor:
+    """sum_k coef[.., k] phi_k(t) as written, with no overflow rule (per-channel rows broadcast by
+    `shape`)."""
+    return _series(t, coef, *_floats(basis, coef.shape[-1]), shape)
+
+
+def _values(t: torch.Tensor, A, B, K: int) -> list[torch.Tensor]:
+    """basis_values for the recurrence A, B (sequences of floats)."""
     phi = [torch.ones_like(t)]
     if K > 1:
         phi.append(float(A[0]) * t * phi[0])
@@ -59,11 +76,10 @@ def basis_values(t: torch.Tensor, basis: str, K: int) -> list[torch.Tensor]:
     return phi
 
 
-def series(t: torch.Tensor, coef: torch.Tensor, basis: str, shape: list[int]) -> torch.Tensor:
-    """sum_k coef[.., k] phi_k(t) as written, with no overflow rule (per-channel rows broadcast by
-    `shape`)."""
+def _series(t: torch.Tensor, coef: torch.Tensor, A, B, shape: list[int]) -> torch.Tensor:
+    """series for the recurrence A, B (sequences of floats)."""
     K = coef.shape[-1]
-    phi = basis_values(t, basis, K)
+    phi = _values(t, A, B, K)
     if coef.dim() == 1:
         return sum(coef[k] * phi[k] for k in range(K))
     return sum(coef[:, k].reshape(shape) * phi[k] for k in range(K))
@@ -95,13 +111,13 @@ class _Limit(torch.autograd.Function):
         return gt, gc, None, None, None
 
 
-def _limits(t: torch.Tensor, coef: torch.Tensor, basis: str, shape: list[int]):
+def _limits(t: torch.Tensor, coef: torch.Tensor, A, shape: list[int]):
     """(lim, dlim, ok): the limit of the series and of its t-derivative as |t| -> inf, broadcast to t;
     ok is False where a coefficient row is not all finite."""
     c = coef.detach().reshape(-1, coef.shape[-1]).double()  # [C, K]
     K = c.shape[1]
-    A, _ = recurrence(basis, K)
-    lead = c * torch.tensor(np.concatenate([[1.0], np.cumprod(A[:-1])]), dtype=torch.float64)  # monic
+    lead = c * torch.tensor(np.concatenate([[1.0], np.cumprod(np.asarray(A, dtype=float)[:-1])]),
+                            dtype=torch.float64)  # monic
     nz = lead != 0
     m = torch.where(nz.any(1), K - 1 - nz.flip(1).int().argmax(1), torch.full((c.shape[0],), -1))
     sign = torch.sign(lead.gather(1, m.clamp(min=0)[:, None])[:, 0])
@@ -121,29 +137,36 @@ def slaf_reference(x: torch.Tensor, coef: torch.Tensor, basis: str, scale: float
                    clamp: bool = False, tlo: float = -1.0, thi: float = 1.0) -> torch.Tensor:
     """The SLAF op in plain torch ops (differentiable in x and coef by autograd), with the overflow rule of
     the module docstring."""
+    A, B = _floats(basis, coef.shape[-1])
+    return _recurrence_op(x, coef, A, B, scale, shift, clamp, tlo, thi)
+
+
+def _recurrence_op(x, coef, A, B, scale, shift, clamp, tlo, thi) -> torch.Tensor:
+    """slaf_reference for the basis of the recurrence A, B (sequences of floats): the one implementation
+    behind the reference and its registry backend."""
     t = x * scale + shift
     if clamp:
         t = torch.clamp(t, tlo, thi)  # propagates NaN; zero gradient outside [tlo, thi]
     shape = [1] * x.dim()
     if coef.dim() == 2:
         shape[1] = coef.shape[0]
-    y = series(t, coef, basis, shape)
+    y = _series(t, coef, A, B, shape)
     # under torch.compile the fix-up below is traced unconditionally (no branch on the data)
     compiling = torch.compiler.is_compiling()
     with torch.no_grad():
         over = ~torch.isfinite(y) & ~torch.isnan(t)
     if not compiling and not bool(over.any()):
         return y
-    lim, dlim, ok = _limits(t, coef, basis, shape)
+    lim, dlim, ok = _limits(t, coef, A, shape)
     over = over & ok
     if not compiling and not bool(over.any()):
         return y
     with torch.no_grad():
         fix_y = over & torch.isnan(y)
     safe_t = torch.where(over, torch.zeros_like(t), t)  # no NaN through autograd at the fixed points
-    y_safe = series(safe_t, coef, basis, shape)
+    y_safe = _series(safe_t, coef, A, B, shape)
     with torch.no_grad():
-        phis = basis_values(t, basis, coef.shape[-1])
+        phis = _values(t, A, B, coef.shape[-1])
         phi = torch.stack([torch.where(over, p, torch.zeros_like(p)) for p in phis])
     y_lim = _Limit.apply(t, coef, torch.where(fix_y, lim, y.detach()), dlim, phi)
     return torch.where(over, y_lim, y_safe)
@@ -159,19 +182,11 @@ def unavailable_reason(device_type: str) -> str | None:
 
 def forward(x2d: torch.Tensor, coef: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scale: float,
             shift: float, clamp: bool, tlo: float, thi: float) -> torch.Tensor:
-    """The [rows, S] layout of the kernels (row r uses coefficient row r % C), by the recurrence A, B."""
-    C, K = coef.shape
+    """The [rows, S] layout of the kernels (row r uses coefficient row r % C), by the recurrence A, B, with
+    the overflow rule: :func:`slaf_reference` on x as [rows / C, C, S]."""
+    C = coef.shape[0]
     x3 = x2d.reshape(x2d.shape[0] // C, C, x2d.shape[1])
-    t = x3 * scale + shift
-    if clamp:
-        t = torch.clamp(t, tlo, thi)
-    a, b = A.tolist(), B.tolist()
-    phi = [torch.ones_like(t)]
-    if K > 1:
-        phi.append(a[0] * t)
-    for k in range(1, K - 1):
-        phi.append(a[k] * t * phi[k] - b[k] * phi[k - 1])
-    return sum(coef[:, k].reshape(1, C, 1) * phi[k] for k in range(K)).reshape(x2d.shape)
+    return _recurrence_op(x3, coef, A.tolist(), B.tolist(), scale, shift, clamp, tlo, thi).reshape(x2d.shape)
 
 
 def backward(x2d: torch.Tensor, gy2d: torch.Tensor, coef: torch.Tensor, A: torch.Tensor, B: torch.Tensor,

@@ -14,6 +14,10 @@ Triton partial sums are added in float64); the op hands it back in coef's dtype.
 prepares the layout, so the functions named here may skip argument checks.
 
 Adding a backend: one module with those functions and one line in ``REGISTRY``.
+
+A backend may also name an ``eager_module`` whose ``load()`` returns one differentiable op
+``op(x, coef, basis_code, scale, shift, clamp, tlo, thi) -> y`` on x's own layout (the fused backend's
+C++ dispatcher op): eager calls then skip the Python autograd machinery; torch.compile never uses it.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class Backend:
     forward_name: str = "forward"
     backward_name: str = "backward"
     autograd: bool = False  # differentiable by torch's autograd as it stands (no custom backward needed)
+    eager_module: str | None = None  # kernels submodule whose load() gives a one-call eager op (see eager_op)
 
     def _module(self):
         return importlib.import_module(f".{self.module}", __package__)
@@ -72,7 +77,7 @@ _FLOATS = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
 REGISTRY: dict[str, Backend] = {b.name: b for b in (
     Backend("reference", "reference", ("cpu", "cuda", "meta"), _FLOATS, None, auto_on=(), autograd=True),
     Backend("fused", "cpu", ("cpu",), (torch.float32, torch.float64), None, auto_on=("cpu",),
-            forward_name="run_forward", backward_name="run_backward"),
+            forward_name="run_forward", backward_name="run_backward", eager_module="cpu_op"),
     Backend("triton", "triton_kernels", ("cuda", "cpu"), (torch.float32, torch.float16, torch.bfloat16),
             torch.float32, auto_on=("cuda",)),
 )}
@@ -81,12 +86,36 @@ NAMES = (*REGISTRY, AUTO)
 
 _resolved: dict[tuple, str] = {}
 _warned: set[str] = set()
+_eager: dict[str, object] = {}
 
 
 def forget() -> None:
-    """Drop the remembered choices and warnings (after availability changed, e.g. in tests)."""
+    """Drop the remembered choices, eager ops and warnings (after availability changed, e.g. in tests)."""
     _resolved.clear()
     _warned.clear()
+    _eager.clear()
+
+
+def eager_op(name: str):
+    """The one-call eager op of backend `name`, or None: it declares none, or it cannot be had here, which
+    warns once (SlafBackendWarning) with the reason; the caller then takes the backend's Python path."""
+    try:
+        return _eager[name]
+    except KeyError:
+        pass
+    b = REGISTRY[name]
+    op = None
+    if b.eager_module is not None:
+        try:
+            op = importlib.import_module(f".{b.eager_module}", __package__).load()
+        except (RuntimeError, ImportError) as exc:
+            why = str(exc)
+            if why not in _warned:
+                _warned.add(why)
+                warnings.warn(f"backend {name!r} runs through its Python path, slower per call, without its "
+                              f"eager op: {why}", SlafBackendWarning, stacklevel=3)
+    _eager[name] = op
+    return op
 
 
 def available(device_type: str, dtype: torch.dtype) -> list[str]:

@@ -288,3 +288,14 @@ def test_error_figure_draws_the_achieved_error_per_dtype(gelu_rows):
     assert np.allclose(ys, want, rtol=1e-12), (ys, want)
     labels = [t.get_text() for t in fig.axes[len(fig.axes) // 2].get_legend().get_texts()]
     assert any("in bfloat16 (- -); native op in bfloat16" in s for s in labels), labels
+
+
+def test_run_and_report_take_the_floor_dtypes():
+    from slaf_approx import cli
+    from slaf_approx.report.data import REPORT_DTYPES
+
+    p = cli.build_parser()
+    assert cli._dtypes(p.parse_args(["report"])) == REPORT_DTYPES
+    assert cli._dtypes(p.parse_args(["run", "--dtypes", "bfloat16"])) == ("bfloat16",)
+    assert cli._dtypes(p.parse_args(["report", "--dtypes"])) == ()  # the flag alone: no floor
+    assert cli.main(["report", "--dtypes", "float8"]) == 2

@@ -133,11 +133,21 @@ def _limits(t: torch.Tensor, coef: torch.Tensor, A, shape: list[int]):
     return lim.to(t.dtype), dlim.to(t.dtype), ok
 
 
+#: half-precision inputs are computed in float32 and the output rounded to the input's dtype once, as the
+#: Triton kernels and torch's own CPU activations do. Computing in bfloat16 rounds t, every recurrence step
+#: and every product: the achieved error of a degree-12 GELU minimax fit on [-3, 3] was 0.027 in bfloat16
+#: and 0.0036 in float16 that way, 0.0082 and 0.0013 through float32 (native F.gelu: 0.0078, 0.00098).
+WIDEN = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
+
+
 def slaf_reference(x: torch.Tensor, coef: torch.Tensor, basis: str, scale: float = 1.0, shift: float = 0.0,
                    clamp: bool = False, tlo: float = -1.0, thi: float = 1.0) -> torch.Tensor:
     """The SLAF op in plain torch ops (differentiable in x and coef by autograd), with the overflow rule of
-    the module docstring."""
+    the module docstring; half-precision x is computed in float32 (WIDEN) and y rounded to x's dtype."""
     A, B = _floats(basis, coef.shape[-1])
+    wide = WIDEN.get(x.dtype)
+    if wide is not None:
+        return _recurrence_op(x.to(wide), coef.to(wide), A, B, scale, shift, clamp, tlo, thi).to(x.dtype)
     return _recurrence_op(x, coef, A, B, scale, shift, clamp, tlo, thi)
 
 
@@ -183,10 +193,12 @@ def unavailable_reason(device_type: str) -> str | None:
 def forward(x2d: torch.Tensor, coef: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scale: float,
             shift: float, clamp: bool, tlo: float, thi: float) -> torch.Tensor:
     """The [rows, S] layout of the kernels (row r uses coefficient row r % C), by the recurrence A, B, with
-    the overflow rule: :func:`slaf_reference` on x as [rows / C, C, S]."""
+    the overflow rule: :func:`slaf_reference` on x as [rows / C, C, S]; coef comes in the compute dtype
+    (float32 for halves: WIDEN), and y is rounded to x's dtype once."""
     C = coef.shape[0]
-    x3 = x2d.reshape(x2d.shape[0] // C, C, x2d.shape[1])
-    return _recurrence_op(x3, coef, A.tolist(), B.tolist(), scale, shift, clamp, tlo, thi).reshape(x2d.shape)
+    x3 = x2d.reshape(x2d.shape[0] // C, C, x2d.shape[1]).to(coef.dtype)
+    y = _recurrence_op(x3, coef, A.tolist(), B.tolist(), scale, shift, clamp, tlo, thi)
+    return y.reshape(x2d.shape).to(x2d.dtype)
 
 
 def backward(x2d: torch.Tensor, gy2d: torch.Tensor, coef: torch.Tensor, A: torch.Tensor, B: torch.Tensor,

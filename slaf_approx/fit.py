@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .bases import MAX_DEGREE, Basis, SlafPolynomial, check_degree, from_mapped, to_mapped
+from .coefround import check_coef_dtype, round_coefficients
 from .problem import FitProblem, approximant, measure, parse_weight, resolve_target  # noqa: F401 (API)
 from .ratfun import FORMS, RationalFunction
 from .rational import rational_lstsq, rational_minimax, rational_type
@@ -75,6 +76,10 @@ class FitRecord:
     weighted_max_error: float = math.nan
     pin: list[float] = field(default_factory=list)  # points x where p(x) = f(x) was imposed
     parity: str = ""  # "even" or "odd" when forced; "" otherwise
+    #: the format the coefficients are representable in (see slaf_approx.coefround); float64: not rounded
+    coef_dtype: str = "float64"
+    #: coef_dtype other than float64: the max error (weighted, under a weight) of naively rounded coefficients
+    naive_error: float = math.nan
 
     def polynomial(self) -> SlafPolynomial:
         if self.form:
@@ -477,12 +482,52 @@ def _check_method(method) -> Method:
     return REGISTRY[method]
 
 
+#: the constraints each method solves (every other method refuses them)
+CONSTRAINTS = {"lstsq": ("pin", "parity"), "minimax": ("error", "pin", "parity")}
+
+
+def check_options(method: str, *, error: str = "absolute", pin=(), parity: str | None = None,
+                  coef_dtype: str | None = None) -> None:
+    """ValueError, before any work, when `method` takes not one of these options: the error kind, pins and
+    parity (see CONSTRAINTS), and a coef_dtype (polynomial methods, without pins or relative error: rounded
+    coefficients cannot keep p(X) = f(X) exactly)."""
+    spec = _check_method(method)
+    given = {"error": (error, error != "absolute"), "pin": (list(pin or ()), bool(pin)),
+             "parity": (parity, parity not in (None, "", "none"))}
+    for key, (value, set_) in given.items():
+        if set_ and key not in CONSTRAINTS.get(method, ()):
+            takes = " and ".join(m for m, keys in CONSTRAINTS.items() if key in keys)
+            raise ValueError(f"{method} fits take no {key} (got {value!r}); {takes} do")
+    if coef_dtype is None:
+        return
+    check_coef_dtype(coef_dtype)
+    if spec.rational:
+        raise ValueError(f"coef_dtype rounds polynomial coefficients; {method} fits take none (got "
+                         f"{coef_dtype!r})")
+    for key in ("error", "pin"):
+        if given[key][1]:
+            raise ValueError(f"coef_dtype {coef_dtype!r} takes no {key} (got {given[key][0]!r}): rounded "
+                             f"coefficients cannot keep p(X) = f(X) exactly")
+
+
+def _round(problem: FitProblem, out: dict, coef_dtype: str) -> dict:
+    """A method's output with its coefficients rounded to coef_dtype (rounding-aware, see
+    :mod:`slaf_approx.coefround`). The minimax certificate was for the float64 coefficients: its levelled
+    error stays (a lower bound for any coefficients), the rounded ones are not certified."""
+    r = round_coefficients(problem, out["coefficients"], coef_dtype)
+    out = dict(out, coefficients=r.coefficients, coef_dtype=coef_dtype, naive_error=r.naive_error)
+    out["note"] = "; ".join(s for s in (out.get("note", ""), r.note(coef_dtype)) if s)
+    if out.pop("_rtol", None) is not None and not problem.plain:
+        out["weighted_max_error"] = r.error
+    return out
+
+
 def fit_degrees(target, degrees, method: str = "lstsq", basis: str = DEFAULT_BASIS,
                 interval=DEFAULT_INTERVAL, *, variable: str | None = None, params: dict | None = None,
                 weight: str = "uniform", points=None, rtol: float | None = None, maxiter: int = 60,
                 steps: int = 2000, lr: float = 0.05, optimizer: str = "adam", seed: int = 0,
                 npoints: int = 1024, form: str | None = None, error: str = "absolute", pin=(),
-                parity: str | None = None) -> list[FitRecord]:
+                parity: str | None = None, coef_dtype: str | None = None) -> list[FitRecord]:
     """:func:`fit` for several degrees at once (gradient fits train together; `seconds` is shared out)."""
     t0 = time.perf_counter()
     degrees = [check_degree(d) for d in degrees]
@@ -495,8 +540,13 @@ def fit_degrees(target, degrees, method: str = "lstsq", basis: str = DEFAULT_BAS
         raise ValueError(f"form is an option of the rational methods ({', '.join(RATIONAL_METHODS)})")
     if spec.check is not None:
         spec.check(opts)
+    if coef_dtype is not None:
+        check_coef_dtype(coef_dtype)
     problem = _problem(target, basis, interval, variable, params, weight, error, pin, parity)
+    check_options(method, error=problem.error, pin=problem.pin, parity=problem.parity, coef_dtype=coef_dtype)
     outs = spec.run(problem, degrees, opts)
+    if coef_dtype not in (None, "float64"):
+        outs = [_round(problem, out, coef_dtype) for out in outs]
     share = (time.perf_counter() - t0) / len(degrees)
     return [_record(problem, d, method, points, dict(out, seconds=share))
             for d, out in zip(degrees, outs, strict=True)]
@@ -576,7 +626,10 @@ def fit(target, degree: int | None = None, method: str = "lstsq", basis: str = D
             (minimax: "absolute" or "relative", max |(f - p)/f|; simple zeros of f are pinned, other zeros
             refused), pin (lstsq, minimax: points X where p(X) = f(X) is imposed), parity (lstsq, minimax:
             "even" or "odd" forced, on an interval symmetric about 0), points, rtol, maxiter, steps, lr,
-            optimizer, seed, npoints, form (rational methods: "pau" or "standard").
+            optimizer, seed, npoints, form (rational methods: "pau" or "standard"), coef_dtype
+            (polynomial methods: "float32", "bfloat16" or "float16": coefficients representable in that
+            format, fitted for it by :func:`~slaf_approx.coefround.round_coefficients`; "float64" or None:
+            not rounded).
     """
     if tol is not None:
         return fit_tol(target, tol, method, MAX_DEGREE if degree is None else degree, basis=basis,

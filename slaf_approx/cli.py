@@ -406,13 +406,14 @@ FULL_STEPS, QUICK_STEPS = 2000, 200
 
 def cmd_run(args) -> int:
     from .report import write_report
-    from .sweep import DEFAULT_SUITE, RATIONAL_SUITE
+    from .sweep import COEF_FORMATS, COEF_SUITE, DEFAULT_SUITE, RATIONAL_SUITE
 
     partial = args.quick or args.steps is not None
     out = _out_folder(str(_default_out(args, "run", partial)))
     steps = args.steps or (QUICK_STEPS if args.quick else FULL_STEPS)
     suites = _suites(args, [(tuple(DEFAULT_SUITE.values()), {"steps": steps}),
-                            (tuple(RATIONAL_SUITE.values()), {})])
+                            (tuple(RATIONAL_SUITE.values()), {})]
+                     + [(tuple(COEF_SUITE.values()), {"coef_dtype": d}) for d in COEF_FORMATS])
     bench = _bench_records(_default_runs(out))  # read first: a broken run file stops us before the sweep
     recs, seconds = _sweep_and_write(args, suites, out)
     from .benchmarks.runtable import PEER_ROWS, quick_kernel_table

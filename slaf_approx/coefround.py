@@ -204,6 +204,46 @@ def _polish(s: _Search, c: np.ndarray, movable: list[int], fmt: Format) -> np.nd
     return c
 
 
+#: the bases with phi_0 = 1 whose other functions have mean 0 under a probability measure on [-1, 1] (of the
+#: mapped t): Chebyshev polynomials under dt / (pi sqrt(1 - t^2)), Legendre polynomials under dt / 2
+MEAN_FREE = ("chebyshev", "legendre")
+
+
+def constant_floor(problem: FitProblem, dtype: str) -> float:
+    """A lower bound on the max error of every polynomial, of any degree, in the problem's basis whose
+    constant coefficient c_0 is representable in `dtype`; nan where none is known.
+
+    For a basis of MEAN_FREE with its measure mu (mapped variable, uniform weight): every phi_k, k >= 1,
+    has mean 0 under mu, so sup |f - p| >= |integral of (f - p) dmu| = |m(f) - c_0| with m(f) the mean of f,
+    and c_0 lies on the format's lattice: the error is at least the distance from m(f) to the nearest value
+    of the format. m(f) by Gauss-Legendre on panels split at the kinks; the difference between two
+    quadratures (an error estimate) is subtracted, so that the bound stays a bound.
+    """
+    check_coef_dtype(dtype)
+    if problem.basis.name not in MEAN_FREE or problem.variable != "mapped" or problem.weight != "uniform":
+        return math.nan
+    means = [_mean(problem, n) for n in (24, 32)]
+    m = means[-1]
+    slack = abs(means[1] - means[0]) + 64 * np.finfo(float).eps * max(abs(m), 1e-300)
+    dist = min(abs(m - float(round_to(m, dtype, "down"))), abs(float(round_to(m, dtype, "up")) - m))
+    return max(0.0, dist - slack)
+
+
+def _mean(problem: FitProblem, n: int) -> float:
+    """m(f) under the basis' measure, n-point Gauss-Legendre on 64 panels per piece between the kinks."""
+    kinks = np.asarray(problem.breaks_t())
+    if problem.basis.name == "chebyshev":  # t = cos(theta), theta uniform on [0, pi]
+        ends = np.sort(np.r_[0.0, np.arccos(np.clip(kinks, -1, 1)), np.pi])
+        to_t, length = np.cos, np.pi
+    else:
+        ends = np.sort(np.r_[-1.0, kinks, 1.0])
+        to_t, length = (lambda u: u), 2.0
+    pieces = [np.linspace(a, b, 65) for a, b in zip(ends[:-1], ends[1:], strict=True)]
+    edges = np.unique(np.concatenate(pieces))
+    u, w = norms.gauss_nodes(edges, n)
+    return float(np.dot(w, problem.f_t(to_t(u)))) / length
+
+
 def _objective(problem: FitProblem, c: np.ndarray) -> float:
     """The exact max error of the polynomial with coefficients c (weighted, under a weighted problem)."""
     g = problem.polynomial(c)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .bases import MAX_DEGREE, Basis, SlafPolynomial, check_degree, from_mapped, to_mapped
-from .coefround import check_coef_dtype, round_coefficients
+from .coefround import check_coef_dtype, constant_floor, round_coefficients
 from .problem import FitProblem, approximant, measure, parse_weight, resolve_target  # noqa: F401 (API)
 from .ratfun import FORMS, RationalFunction
 from .rational import rational_lstsq, rational_minimax, rational_type
@@ -80,6 +80,9 @@ class FitRecord:
     coef_dtype: str = "float64"
     #: coef_dtype other than float64: the max error (weighted, under a weight) of naively rounded coefficients
     naive_error: float = math.nan
+    #: coef_dtype other than float64: a proven lower bound on the max error of every polynomial in this basis
+    #: whose constant coefficient is representable in coef_dtype (coefround.constant_floor); nan if unknown
+    coef_floor: float = math.nan
 
     def polynomial(self) -> SlafPolynomial:
         if self.form:
@@ -497,7 +500,8 @@ def check_options(method: str, *, error: str = "absolute", pin=(), parity: str |
     for key, (value, set_) in given.items():
         if set_ and key not in CONSTRAINTS.get(method, ()):
             takes = " and ".join(m for m, keys in CONSTRAINTS.items() if key in keys)
-            raise ValueError(f"{method} fits take no {key} (got {value!r}); {takes} do")
+            what = f"{value} error" if key == "error" else f"{key} (got {value!r})"
+            raise ValueError(f"{method} fits take no {what}; {takes} do")
     if coef_dtype is None:
         return
     check_coef_dtype(coef_dtype)
@@ -515,7 +519,8 @@ def _round(problem: FitProblem, out: dict, coef_dtype: str) -> dict:
     :mod:`slaf_approx.coefround`). The minimax certificate was for the float64 coefficients: its levelled
     error stays (a lower bound for any coefficients), the rounded ones are not certified."""
     r = round_coefficients(problem, out["coefficients"], coef_dtype)
-    out = dict(out, coefficients=r.coefficients, coef_dtype=coef_dtype, naive_error=r.naive_error)
+    out = dict(out, coefficients=r.coefficients, coef_dtype=coef_dtype, naive_error=r.naive_error,
+               coef_floor=constant_floor(problem, coef_dtype))
     out["note"] = "; ".join(s for s in (out.get("note", ""), r.note(coef_dtype)) if s)
     if out.pop("_rtol", None) is not None and not problem.plain:
         out["weighted_max_error"] = r.error

@@ -46,6 +46,10 @@ DEFAULT_SUITE = dict(
 )
 #: rational P/D beside the polynomials at equal parameter count, in PAU's convention (powers of the raw x)
 RATIONAL_SUITE = dict(DEFAULT_SUITE, bases=("power",), methods=RATIONAL_METHODS)
+#: minimax fits with coefficients fitted for each of COEF_FORMATS (the report's "Coefficients in a storage
+#: format"), in the default basis
+COEF_SUITE = dict(DEFAULT_SUITE, bases=("chebyshev",), methods=("minimax",))
+COEF_FORMATS = ("bfloat16", "float16")
 
 
 def parse_basis(spec: str) -> tuple[str, str | None]:

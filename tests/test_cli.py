@@ -391,4 +391,4 @@ def test_sweep_takes_the_problem_options(tmp_path, capsys):
     assert got == [([0.0, 1.0], "relative", True)], rows
     code, _, err = run(capsys, "sweep", "--targets", "tanh", "--degrees", "5", "--methods", "gradient",
                        "--error", "relative", "--out", str(tmp_path / "b"), "--quiet")
-    assert code == 2 and err.count("\n") == 1 and "gradient fits take no error" in err, err
+    assert code == 2 and err.count("\n") == 1 and "gradient fits take no relative error" in err, err

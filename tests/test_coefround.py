@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from slaf_approx.cli import main
-from slaf_approx.coefround import COEF_DTYPES, _Search, round_coefficients, round_to
+from slaf_approx.coefround import COEF_DTYPES, _Search, constant_floor, round_coefficients, round_to
 from slaf_approx.fit import fit
 from slaf_approx.problem import FitProblem, measure
+from slaf_approx.report import fmt, write_report
 from slaf_approx.sweep import DEFAULT_SUITE
 
 TORCH = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -155,3 +156,47 @@ def test_rounding_aware_beats_naive_rounding_in_bfloat16_on_half_the_default_sui
             worse.append((target, degree, r.error, naive))
     assert not worse, worse
     assert 2 * len(wins) >= len(pairs), (len(wins), len(pairs), sorted(set(pairs) - set(wins)))
+
+
+# --- the floor and the report -----------------------------------------------------------------------------
+@pytest.mark.parametrize("target, basis", [("gelu", "chebyshev"), ("swish", "legendre"),
+                                           ("relu", "chebyshev")])
+def test_no_representable_polynomial_beats_the_constant_floor(target, basis):
+    # constant_floor bounds every polynomial whose constant coefficient is representable: the rounding-aware
+    # fits of every degree, and the float64 best with only c_0 moved to its nearest representable value
+    p = FitProblem.make(target, basis)
+    floor = constant_floor(p, "bfloat16")
+    assert floor > 0, floor
+    for n in (4, 12, 20):
+        r = fit(p, n, "minimax", coef_dtype="bfloat16")
+        assert r.coef_floor == floor and r.max_error >= floor, (n, r.max_error, floor)
+        c = np.asarray(fit(p, n, "minimax").coefficients)
+        c[0] = round_to(c[0], "bfloat16")
+        assert measure(p, p.polynomial(c))[0] >= floor
+    # the bound is not vacuous: with every other coefficient exact, the error at high degree approaches it
+    # (f's mean m is c_0 of the best float64 fit up to E_n, so |c_0 - rounded c_0| <= floor + 2 E_20)
+    assert measure(p, p.polynomial(c))[0] <= 4 * floor + 4 * fit(p, 20, "minimax").max_error
+
+
+def test_constant_floor_is_nan_where_no_bound_is_known():
+    assert math.isnan(constant_floor(FitProblem.make("gelu", "power"), "bfloat16"))
+    assert math.isnan(constant_floor(FitProblem.make("gelu", weight="normal"), "bfloat16"))
+    assert math.isnan(fit("gelu", 6, "lstsq", "power", coef_dtype="float16").coef_floor)
+
+
+def test_report_shows_rounded_fits_in_their_own_section(tmp_path):
+    plain = [fit("tanh", n, "minimax").to_dict() for n in (4, 8)]
+    rounded = [fit("tanh", n, "minimax", coef_dtype=d).to_dict()
+               for n in (4, 8) for d in ("bfloat16", "float16")]
+    readme = write_report(plain + rounded, tmp_path).read_text()
+    head, _, section = readme.partition("## Coefficients in a storage format")
+    assert section, readme
+    assert "bfloat16" not in head and "float16" not in head  # the float64 tables and plots hold plain fits
+    assert "bfloat16: aware beats naive in" in section and "never worse" in section
+    row8 = next(line for line in section.splitlines() if line.startswith("| 8 |"))
+    cells = [c.strip() for c in row8.strip("|").split("|")]
+    r8 = {r["coef_dtype"]: r for r in rounded if r["degree"] == 8}
+    assert cells == ["8", fmt(plain[1]["max_error"]), fmt(r8["bfloat16"]["naive_error"]),
+                     fmt(r8["bfloat16"]["max_error"]), fmt(r8["bfloat16"]["coef_floor"]),
+                     fmt(r8["float16"]["naive_error"]), fmt(r8["float16"]["max_error"]),
+                     fmt(r8["float16"]["coef_floor"])], row8

@@ -218,7 +218,7 @@ def test_sweep_runs_the_constrained_certified_minimax_fits():
 
 @pytest.mark.parametrize("methods, option, needle", [
     (["minimax", "gradient"], dict(parity="odd"), "gradient fits take no parity"),
-    (["lstsq"], dict(error="relative"), "lstsq fits take no error"),
+    (["lstsq"], dict(error="relative"), "lstsq fits take no relative error"),
     (["minimax"], dict(pin=(5.0,)), "pin 5.0 is not inside the interval"),
     (["minimax"], dict(parity="even", ), None),
     (["minimax", "rational"], dict(coef_dtype="float16"), "rational fits take none"),

@@ -94,6 +94,7 @@ class Rounded:
     """The outcome: representable coefficients, their exact error, naive rounding's, and which won."""
 
     coefficients: np.ndarray
+    naive: np.ndarray  # the coefficients rounded to nearest
     error: float
     naive_error: float
     aware_error: float
@@ -162,7 +163,7 @@ def round_coefficients(problem: FitProblem, coefficients, dtype: str) -> Rounded
     naive = round_to(c, dtype)
     naive_error = _objective(problem, naive)
     if fmt.bits == 53 or not np.all(np.isfinite(naive)):
-        return Rounded(naive, naive_error, naive_error, naive_error, "naive")
+        return Rounded(naive, naive, naive_error, naive_error, naive_error, "naive")
     s = _Search(problem, degree)
     keep = set(problem.basis.parity_columns(degree, problem.parity).tolist())
     movable = [k for k in range(degree + 1) if k in keep and c[k] != 0.0]
@@ -183,8 +184,8 @@ def round_coefficients(problem: FitProblem, coefficients, dtype: str) -> Rounded
     cur = _polish(s, cur, order, fmt)
     aware_error = _objective(problem, cur)
     if aware_error < naive_error:
-        return Rounded(cur, aware_error, naive_error, aware_error, "rounding-aware")
-    return Rounded(naive, naive_error, naive_error, aware_error, "naive")
+        return Rounded(cur, naive, aware_error, naive_error, aware_error, "rounding-aware")
+    return Rounded(naive, naive, naive_error, naive_error, aware_error, "naive")
 
 
 def _polish(s: _Search, c: np.ndarray, movable: list[int], fmt: Format) -> np.ndarray:

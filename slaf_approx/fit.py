@@ -21,6 +21,7 @@ import numpy as np
 
 from .bases import MAX_DEGREE, Basis, SlafPolynomial, check_degree, from_mapped, to_mapped
 from .coefround import check_coef_dtype, constant_floor, round_coefficients
+from .precision import achieved_error
 from .problem import FitProblem, approximant, measure, parse_weight, resolve_target  # noqa: F401 (API)
 from .ratfun import FORMS, RationalFunction
 from .rational import rational_lstsq, rational_minimax, rational_type
@@ -83,6 +84,10 @@ class FitRecord:
     #: coef_dtype other than float64: a proven lower bound on the max error of every polynomial in this basis
     #: whose constant coefficient is representable in coef_dtype (coefround.constant_floor); nan if unknown
     coef_floor: float = math.nan
+    #: coef_dtype other than float64: the max error evaluated in coef_dtype (inputs, coefficients and the SLAF
+    #: kernel's arithmetic; precision.achieved_error) of the stored coefficients and of naive rounding's
+    coef_achieved_error: float = math.nan
+    naive_achieved_error: float = math.nan
 
     def polynomial(self) -> SlafPolynomial:
         if self.form:
@@ -519,8 +524,12 @@ def _round(problem: FitProblem, out: dict, coef_dtype: str) -> dict:
     :mod:`slaf_approx.coefround`). The minimax certificate was for the float64 coefficients: its levelled
     error stays (a lower bound for any coefficients), the rounded ones are not certified."""
     r = round_coefficients(problem, out["coefficients"], coef_dtype)
+    row = dict(basis=problem.basis.name, variable=problem.variable, interval=problem.interval)
+    achieved = [achieved_error(dict(row, coefficients=c), coef_dtype, target=problem.target).max_error
+                for c in (r.coefficients, r.naive)]
     out = dict(out, coefficients=r.coefficients, coef_dtype=coef_dtype, naive_error=r.naive_error,
-               coef_floor=constant_floor(problem, coef_dtype))
+               coef_floor=constant_floor(problem, coef_dtype), coef_achieved_error=achieved[0],
+               naive_achieved_error=achieved[1])
     out["note"] = "; ".join(s for s in (out.get("note", ""), r.note(coef_dtype)) if s)
     if out.pop("_rtol", None) is not None and not problem.plain:
         out["weighted_max_error"] = r.error

@@ -10,6 +10,7 @@ import torch
 from slaf_approx.cli import main
 from slaf_approx.coefround import COEF_DTYPES, _Search, constant_floor, round_coefficients, round_to
 from slaf_approx.fit import fit
+from slaf_approx.precision import achieved_error
 from slaf_approx.problem import FitProblem, measure
 from slaf_approx.report import fmt, write_report
 from slaf_approx.sweep import DEFAULT_SUITE
@@ -193,10 +194,22 @@ def test_report_shows_rounded_fits_in_their_own_section(tmp_path):
     assert section, readme
     assert "bfloat16" not in head and "float16" not in head  # the float64 tables and plots hold plain fits
     assert "bfloat16: aware beats naive in" in section and "never worse" in section
-    row8 = next(line for line in section.splitlines() if line.startswith("| 8 |"))
-    cells = [c.strip() for c in row8.strip("|").split("|")]
+    # the table is split in parts of at most 8 columns, each repeating n: join the parts' degree-8 rows
+    parts = [line for line in section.splitlines() if line.startswith("| 8 |")]
+    cells = ["8"] + [c.strip() for line in parts for c in line.strip("|").split("|")[1:]]
     r8 = {r["coef_dtype"]: r for r in rounded if r["degree"] == 8}
-    assert cells == ["8", fmt(plain[1]["max_error"]), fmt(r8["bfloat16"]["naive_error"]),
-                     fmt(r8["bfloat16"]["max_error"]), fmt(r8["bfloat16"]["coef_floor"]),
-                     fmt(r8["float16"]["naive_error"]), fmt(r8["float16"]["max_error"]),
-                     fmt(r8["float16"]["coef_floor"])], row8
+    want = ["8", fmt(plain[1]["max_error"])]
+    for d in ("bfloat16", "float16"):
+        want += [fmt(r8[d][k]) for k in ("naive_error", "max_error", "coef_floor", "naive_achieved_error",
+                                          "coef_achieved_error")]
+    assert cells == want, (parts, want)
+
+
+def test_achieved_errors_are_the_precision_modules_for_both_roundings():
+    r = fit("swish", 10, "minimax", coef_dtype="float16")
+    assert r.coef_achieved_error == achieved_error(r, "float16").max_error
+    naive = dict(r.to_dict(), coefficients=round_to(fit("swish", 10, "minimax").coefficients, "float16"))
+    assert r.naive_achieved_error == achieved_error(naive, "float16").max_error
+    # in float16 arithmetic the error can only grow past the exact one by the output's rounding and the
+    # arithmetic, never fall below the exact error by more than half an ulp of max|f| (~ 3 * 2**-11)
+    assert r.coef_achieved_error >= r.max_error - 3.0 * 2.0**-11, r

@@ -14,6 +14,8 @@ from .._markdown import split_table
 from .data import table_degrees
 from .labels import basis_label, fmt, interval, order
 
+#: each format's columns: exact errors of naive and aware coefficients, the floor, errors in the format
+COLUMNS = ("naive_error", "max_error", "coef_floor", "naive_achieved_error", "coef_achieved_error")
 #: the formats in the order the table shows them
 FORMAT_ORDER = ("bfloat16", "float16", "float32")
 
@@ -44,7 +46,10 @@ def rounding_section(rounded: Sequence[dict], plain: Sequence[dict]) -> list[str
           "coefficients (inputs and arithmetic in float64), and the better is kept, so aware ≤ naive. "
           "*Floor*: a proven lower bound for every polynomial in the basis whose constant coefficient is in "
           "the format (Chebyshev and Legendre polynomials of degree ≥ 1 have mean 0 under their measure, so "
-          "the error is at least the distance from f's mean to the format's nearest value).", ""]
+          "the error is at least the distance from f's mean to the format's nearest value). *naive in* / "
+          "*aware in* the format: the max error evaluated in that dtype (every representable input in the "
+          "interval, the coefficients, the SLAF kernel's arithmetic and its output; `slaf_approx.precision`) "
+          "against the float64 target.", ""]
     counts = []
     for d in dtypes:
         rs = [r for r in rounded if r["coef_dtype"] == d]
@@ -55,7 +60,8 @@ def rounding_section(rounded: Sequence[dict], plain: Sequence[dict]) -> list[str
     md += ["; ".join(counts) + ".", ""]
     keys = sorted({_series(r) for r in rounded},
                   key=lambda s: (s[0], s[1], s[2], order(s[3:])))
-    header = ["n", "float64"] + [f"{d} {kind}" for d in dtypes for kind in ("naive", "aware", "floor")]
+    header = ["n", "float64"] + [h for d in dtypes for h in (f"{d} naive", f"{d} aware", f"{d} floor",
+                                                               f"naive in {d}", f"aware in {d}")]
     for s in keys:
         degrees = table_degrees(r["degree"] for r in rounded if _series(r) == s)
         rows = []
@@ -64,8 +70,7 @@ def rounding_section(rounded: Sequence[dict], plain: Sequence[dict]) -> list[str
             row = [n, fmt(f64["max_error"]) if f64 else "–"]
             for d in dtypes:
                 r = by.get((s, d, n))
-                row += ([fmt(r["naive_error"]), fmt(r["max_error"]), fmt(r.get("coef_floor"))] if r
-                        else ["–"] * 3)
+                row += [fmt(r.get(k)) if r else "–" for k in COLUMNS]
             rows.append(row)
         md += [f"**{s[0]} on {interval(s[1], s[2])}, {s[3]}, {basis_label(s[4], s[5], s[6])}**", "",
                split_table(header, rows, keep=1)]

@@ -155,8 +155,9 @@ class _Search:
 
 
 def round_coefficients(problem: FitProblem, coefficients, dtype: str) -> Rounded:
-    """Representable coefficients (in the problem's basis and variable) minimising the error of the
-    polynomial they make, searched as the module describes; never worse than naive rounding."""
+    """Representable coefficients (in the problem's basis and variable) for a small error of the polynomial
+    they make, searched as the module describes (a heuristic, as fpminimax is); never worse than naive
+    rounding."""
     fmt = check_coef_dtype(dtype)
     c = np.asarray(coefficients, dtype=float)
     degree = len(c) - 1
@@ -174,7 +175,8 @@ def round_coefficients(problem: FitProblem, coefficients, dtype: str) -> Rounded
         fixed.add(k)
         free = [j for j in order if j not in fixed]
         best = None
-        for v in {float(round_to(cur[k], dtype, "down")), float(round_to(cur[k], dtype, "up"))}:
+        neighbours = (float(round_to(cur[k], dtype, "down")), float(round_to(cur[k], dtype, "up")))
+        for v in dict.fromkeys(neighbours):  # one candidate when cur[k] is representable already
             trial = cur.copy()
             trial[k] = v
             trial, err = s.refit(trial, free)

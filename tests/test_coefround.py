@@ -194,6 +194,11 @@ def test_report_shows_rounded_fits_in_their_own_section(tmp_path):
     assert section, readme
     assert "bfloat16" not in head and "float16" not in head  # the float64 tables and plots hold plain fits
     assert "bfloat16: aware beats naive in" in section and "never worse" in section
+    ach = [(r["coef_achieved_error"], r["naive_achieved_error"]) for r in rounded
+           if r["coef_dtype"] == "float16"]
+    better, worse = sum(a < n for a, n in ach), sum(a > n for a, n in ach)
+    assert (f"(evaluated in float16: better in {better}, equal in {len(ach) - better - worse}, worse in "
+            f"{worse} of {len(ach)})") in section, section
     # the table is split in parts of at most 8 columns, each repeating n: join the parts' degree-8 rows
     parts = [line for line in section.splitlines() if line.startswith("| 8 |")]
     cells = ["8"] + [c.strip() for line in parts for c in line.strip("|").split("|")[1:]]

@@ -56,7 +56,7 @@ def rounding_section(rounded: Sequence[dict], plain: Sequence[dict]) -> list[str
         wins = sum(r["max_error"] < r["naive_error"] for r in rs)
         worse = sum(r["max_error"] > r["naive_error"] for r in rs)
         counts.append(f"{d}: aware beats naive in {wins} of {len(rs)} fits"
-                      + (f", **worse in {worse}**" if worse else ", never worse"))
+                      + (f", **worse in {worse}**" if worse else ", never worse") + _in_format(rs, d))
     md += ["; ".join(counts) + ".", ""]
     keys = sorted({_series(r) for r in rounded},
                   key=lambda s: (s[0], s[1], s[2], order(s[3:])))
@@ -75,3 +75,16 @@ def rounding_section(rounded: Sequence[dict], plain: Sequence[dict]) -> list[str
         md += [f"**{s[0]} on {interval(s[1], s[2])}, {s[3]}, {basis_label(s[4], s[5], s[6])}**", "",
                split_table(header, rows, keep=1)]
     return md
+
+
+def _in_format(rs: Sequence[dict], dtype: str) -> str:
+    """How the two roundings compare when evaluated in the format itself (where that was measured): the
+    search minimises the exact error, and the format's own arithmetic may dominate either."""
+    pairs = [(r.get("coef_achieved_error"), r.get("naive_achieved_error")) for r in rs]
+    pairs = [(a, n) for a, n in pairs if a is not None and n is not None and a == a and n == n]
+    if not pairs:
+        return ""
+    better = sum(a < n for a, n in pairs)
+    worse = sum(a > n for a, n in pairs)
+    return (f" (evaluated in {dtype}: better in {better}, equal in {len(pairs) - better - worse}, worse in "
+            f"{worse} of {len(pairs)})")

@@ -204,7 +204,7 @@ def cmd_fit(args) -> int:
         extra["tol"] = args.tol
     rec = fit(args.target, args.degree, args.method, _fit_basis(args), args.interval, variable=args.variable,
               params=_params(args.param), weight=args.weight, steps=args.steps, optimizer=args.optimizer,
-              seed=args.seed, error=args.error, pin=args.pin or (), parity=args.parity,
+              seed=args.seed, error=args.error, pin=args.pin or (), parity=args.parity, dtype=args.dtype,
               coef_dtype=args.coef_dtype, **extra)
     if args.json:
         d = rec.to_dict()
@@ -218,8 +218,8 @@ def cmd_fit(args) -> int:
         m, n = len(rec.coefficients) - 1, len(rec.denominator)
         lines += [("type", f"({m}, {n}): P of degree {m} over Q of degree {n}, {m + 1 + n} parameters"),
                   ("form", f"{rec.form}: {FORM_TEXT.get(rec.form, rec.form)}")]
-    shown = ["lo", "hi", "max_error", "rms_error", "levelled_error", "iterations", "converged", "note",
-             "condition_number", "seconds"]
+    shown = ["lo", "hi", "max_error", "rms_error", "dtype", "achieved_error", "achieved_rms",
+             "levelled_error", "iterations", "converged", "note", "condition_number", "seconds"]
     if rec.error_kind != "absolute" or rec.weight != "uniform":
         shown[shown.index("levelled_error"):shown.index("levelled_error")] = ["error_kind", "weight",
                                                                              "weighted_max_error"]
@@ -364,7 +364,7 @@ def _problem_options(args) -> dict:
 def cmd_sweep(args) -> int:
     intervals = [tuple(iv) for iv in (args.interval or [(-3.0, 3.0)])]
     suites = _suites(args, [((args.targets, args.bases, args.degrees, args.methods, intervals),
-                             {"steps": args.steps} | _problem_options(args))])
+                             {"steps": args.steps, "dtype": args.dtype} | _problem_options(args))])
     _sweep_and_write(args, suites, _out_folder(args.out))
     return 0
 
@@ -396,7 +396,7 @@ def cmd_report(args) -> int:
     rows = read_table(args.results)
     path = write_report(rows, out, overlay_degree=args.overlay_degree,
                         meta=_meta(f"slaf-approx report {args.results}", 0.0) | {"seconds": "-"},
-                        bench=bench)
+                        bench=bench, dtypes=_dtypes(args))
     print(f"report -> {path}", file=sys.stderr)
     return 0
 
@@ -422,7 +422,7 @@ def cmd_run(args) -> int:
     try:
         path = write_report([r.to_dict() for r in recs], out, overlay_degree=8,
                             meta=_meta("slaf-approx run", seconds),
-                            kernel_table=quick_kernel_table(**table_args), bench=bench)
+                            kernel_table=quick_kernel_table(**table_args), bench=bench, dtypes=_dtypes(args))
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; the results table in {str(out)!r} is written, the report is not "
                           "complete (slaf-approx report makes it from the table)") from None
@@ -821,11 +821,27 @@ def _add_run_options(p) -> None:
                    help="the Dask scheduler's address, e.g. tcp://scheduler-host:8786 (with --executor dask)")
 
 
+def _add_dtypes(p) -> None:
+    from .precision import DTYPES
+
+    p.add_argument("--dtypes", nargs="*", choices=DTYPES, default=None, metavar="DTYPE",
+                   help="the report's floor: the minimax fits' achieved errors in these dtypes, drawn and "
+                        f"summarised; allowed: {', '.join(DTYPES)}; default: float32 bfloat16 float16; "
+                        "the flag alone: no floor")
+
+
+def _dtypes(args) -> tuple[str, ...]:
+    from .report.data import REPORT_DTYPES
+
+    return REPORT_DTYPES if args.dtypes is None else tuple(args.dtypes)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .bases import BASES, VARIABLES
     from .coefround import COEF_DTYPES
     from .expand import MAX_TERMS_LIMIT
     from .fit import ALL_METHODS, METHODS, OPTIMIZERS
+    from .precision import DTYPES
     from .problem import ERROR_KINDS, PARITIES
     from .rational import FORMS
 
@@ -876,6 +892,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--coef-dtype", choices=COEF_DTYPES, default=None,
                    help="coefficients representable in this format, fitted for it (rounding-aware; the "
                         "record gives naive rounding's error too); default: float64, not rounded")
+    f.add_argument("--dtype", choices=DTYPES, default="float64",
+                   help="achieved_error/achieved_rms: the fit evaluated in this dtype as the kernels "
+                        "evaluate it, against the float64 target at the dtype's inputs")
     f.add_argument("--json", action="store_true", help="print one JSON object")
     f.set_defaults(func=cmd_fit)
 
@@ -900,6 +919,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--coef-dtype", choices=COEF_DTYPES, default=None,
                    help="polynomial coefficients representable in this format, fitted for it; default: "
                         "float64, not rounded")
+    s.add_argument("--dtype", choices=DTYPES, default="float64",
+                   help="the dtype of every row's achieved_error/achieved_rms (part of each fit's key)")
     s.add_argument("--out", default="reports", help="folder for results.csv and results.jsonl")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_run_options(s)
@@ -914,6 +935,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--bench", default=None, metavar="RUN.json",
                    help="a benchmark run for the Summary's kernel costs; default: OUT/bench/run-cpu.json (or "
                         "-cuda), else beside the results table; none found: 'not measured'")
+    _add_dtypes(r)
     r.set_defaults(func=cmd_report)
 
     e = add("expand", "a random Linear/SLAF network as an explicit polynomial")
@@ -951,6 +973,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="a smoke run: 200 optimizer steps, a short "
                      "kernel table, into .scratch/run/")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_dtypes(run)
     _add_run_options(run)
     run.set_defaults(func=cmd_run)
 

@@ -18,9 +18,9 @@ arithmetic rounds and the output is rounded to the dtype. :func:`achieved_error`
 Inputs (:func:`inputs`): for bfloat16 and float16 every representable value in [lo, hi] (tens of
 thousands); for float32 a dense uniform sample rounded to the dtype plus ``NEIGHBOURS`` ulps on each side
 of the float64 error's extrema (where the rounded error is largest); for float64 a sparser sample plus the
-neighbourhood of the row's max_error_at. The rms error weights each
-input by half the distance to its neighbours (the trapezoid rule on the inputs), so it estimates the rms
-over the interval, not over the unevenly spaced representable values.
+neighbourhood of the row's max_error_at. The rms error weights each input by half the distance to its
+neighbours (the trapezoid rule on the inputs), so it estimates the rms over the interval, not over the
+unevenly spaced representable values.
 
 :func:`native_error` does the same for the native torch activation in the dtype (F.gelu in bfloat16
 against the float64 GELU), so that an SLAF can be compared with the op it replaces.

@@ -321,8 +321,9 @@ def normalise_row(row) -> dict:
     Accepts a dict from memory (e.g. ``FitRecord.to_dict()``), a FitRecord itself, or a row of strings from
     ``csv.DictReader`` (``coefficients``, ``denominator``, ``params`` and ``history`` JSON-encoded; empty
     cells, JSON nulls and "nan" read as nan). Numbers become int/float, ``converged`` a bool; unknown keys
-    are kept as they are. ``denominator`` and ``form`` (rational fits) are kept when present: read them with
-    .get. Types only: :func:`check_row` checks the values.
+    are kept as they are. ``denominator`` and ``form`` (rational fits), and ``dtype``, ``achieved_error``
+    and ``achieved_rms`` (absent from tables written before them: float64, not measured) are kept when
+    present: read them with .get. Types only: :func:`check_row` checks the values.
     """
     r = dict(row.to_dict() if hasattr(row, "to_dict") else row)
     for k, kind in _JSON.items():
@@ -348,9 +349,6 @@ def normalise_row(row) -> dict:
     r.setdefault("variable", "mapped")
     r.setdefault("weight", "uniform")
     r.setdefault("note", "")
-    r.setdefault("dtype", "float64")  # tables written before dtypes existed: float64, not measured
-    for k in ("achieved_error", "achieved_rms"):
-        r.setdefault(k, math.nan)
     return r
 
 

@@ -205,8 +205,8 @@ def test_results_table_keeps_the_dtype_fields_and_reads_old_tables(tmp_path, gel
             (rec.dtype, rec.achieved_error, rec.achieved_rms), ("float64", gelu8.achieved_error,
                                                               gelu8.achieved_rms)]
     old = {k: v for k, v in gelu8.to_dict().items() if k not in ("dtype", "achieved_error", "achieved_rms")}
-    r = results.check_row(results.normalise_row(old))
-    assert r["dtype"] == "float64" and math.isnan(r["achieved_error"]) and math.isnan(r["achieved_rms"])
+    r = results.check_row(results.normalise_row(old))  # an old table's row loads as it was
+    assert r.keys() == old.keys() and r["max_error"] == gelu8.max_error
     with pytest.raises(results.RowError, match="'float8' is not a dtype"):
         results.check_row(results.normalise_row(dict(gelu8.to_dict(), dtype="float8")))
     with pytest.raises(results.RowError, match="achieved_error"):

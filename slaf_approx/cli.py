@@ -205,7 +205,7 @@ def cmd_fit(args) -> int:
     rec = fit(args.target, args.degree, args.method, _fit_basis(args), args.interval, variable=args.variable,
               params=_params(args.param), weight=args.weight, steps=args.steps, optimizer=args.optimizer,
               seed=args.seed, error=args.error, pin=args.pin or (), parity=args.parity, dtype=args.dtype,
-              **extra)
+              coef_dtype=args.coef_dtype, **extra)
     if args.json:
         d = rec.to_dict()
         print(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
@@ -225,6 +225,8 @@ def cmd_fit(args) -> int:
                                                                              "weighted_max_error"]
     if rec.pin or rec.parity:
         shown[shown.index("note"):shown.index("note")] = ["pin", "parity"]
+    if rec.coef_dtype != "float64":
+        shown[shown.index("note"):shown.index("note")] = ["coef_dtype", "naive_error"]
     lines += [(k, getattr(rec, k)) for k in shown]
     for k, v in lines:
         print(f"{k:>20}: {_fmt(v)}")
@@ -350,10 +352,19 @@ def _sweep_and_write(args, suites, out: Path):
     return recs, seconds
 
 
+def _problem_options(args) -> dict:
+    """sweep's --weight, --error, --pin, --parity and --coef-dtype, those given only: a default leaves the
+    fits' journal keys as they were."""
+    given = dict(weight=args.weight, error=args.error, pin=tuple(args.pin or ()), parity=args.parity,
+                 coef_dtype=args.coef_dtype)
+    defaults = dict(weight="uniform", error="absolute", pin=(), parity=None, coef_dtype=None)
+    return {k: v for k, v in given.items() if v != defaults[k]}
+
+
 def cmd_sweep(args) -> int:
     intervals = [tuple(iv) for iv in (args.interval or [(-3.0, 3.0)])]
     suites = _suites(args, [((args.targets, args.bases, args.degrees, args.methods, intervals),
-                             {"steps": args.steps, "dtype": args.dtype})])
+                             {"steps": args.steps, "dtype": args.dtype} | _problem_options(args))])
     _sweep_and_write(args, suites, _out_folder(args.out))
     return 0
 
@@ -395,13 +406,14 @@ FULL_STEPS, QUICK_STEPS = 2000, 200
 
 def cmd_run(args) -> int:
     from .report import write_report
-    from .sweep import DEFAULT_SUITE, RATIONAL_SUITE
+    from .sweep import COEF_FORMATS, COEF_SUITE, DEFAULT_SUITE, RATIONAL_SUITE
 
     partial = args.quick or args.steps is not None
     out = _out_folder(str(_default_out(args, "run", partial)))
     steps = args.steps or (QUICK_STEPS if args.quick else FULL_STEPS)
     suites = _suites(args, [(tuple(DEFAULT_SUITE.values()), {"steps": steps}),
-                            (tuple(RATIONAL_SUITE.values()), {})])
+                            (tuple(RATIONAL_SUITE.values()), {})]
+                     + [(tuple(COEF_SUITE.values()), {"coef_dtype": d}) for d in COEF_FORMATS])
     bench = _bench_records(_default_runs(out))  # read first: a broken run file stops us before the sweep
     recs, seconds = _sweep_and_write(args, suites, out)
     from .benchmarks.runtable import PEER_ROWS, quick_kernel_table
@@ -638,6 +650,7 @@ def _dtypes(args) -> tuple[str, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     from .bases import BASES, VARIABLES
+    from .coefround import COEF_DTYPES
     from .expand import MAX_TERMS_LIMIT
     from .fit import ALL_METHODS, METHODS, OPTIMIZERS
     from .precision import DTYPES
@@ -688,6 +701,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--form", choices=FORMS, default=None,
                    help="rational methods: denominator form; default: pau for rational, standard for "
                         "rational-minimax")
+    f.add_argument("--coef-dtype", choices=COEF_DTYPES, default=None,
+                   help="coefficients representable in this format, fitted for it (rounding-aware; the "
+                        "record gives naive rounding's error too); default: float64, not rounded")
     f.add_argument("--dtype", choices=DTYPES, default="float64",
                    help="achieved_error/achieved_rms: the fit evaluated in this dtype as the kernels "
                         "evaluate it, against the float64 target at the dtype's inputs")
@@ -704,6 +720,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--interval", nargs=2, type=float, action="append", metavar=("LO", "HI"),
                    help="fitting interval, finite LO < HI (repeatable); default: [-3, 3]")
     s.add_argument("--steps", type=_positive, default=2000, help="gradient fits: optimizer steps")
+    s.add_argument("--weight", default="uniform",
+                   help="lstsq: the measure; minimax: max |w (f-p)|; allowed: uniform, normal, normal:SIGMA")
+    s.add_argument("--error", choices=ERROR_KINDS, default="absolute",
+                   help="minimax: the error minimised, f - p or (f - p)/f (simple zeros of f are pinned)")
+    s.add_argument("--pin", type=float, action="append", metavar="X",
+                   help="impose p(X) = f(X) in every fit (lstsq, minimax; repeatable)")
+    s.add_argument("--parity", choices=PARITIES, default=None,
+                   help="force even or odd fits (lstsq, minimax; intervals symmetric about 0)")
+    s.add_argument("--coef-dtype", choices=COEF_DTYPES, default=None,
+                   help="polynomial coefficients representable in this format, fitted for it; default: "
+                        "float64, not rounded")
     s.add_argument("--dtype", choices=DTYPES, default="float64",
                    help="the dtype of every row's achieved_error/achieved_rms (part of each fit's key)")
     s.add_argument("--out", default="reports", help="folder for results.csv and results.jsonl")

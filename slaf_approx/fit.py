@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .bases import MAX_DEGREE, Basis, SlafPolynomial, check_degree, from_mapped, to_mapped
+from .coefround import check_coef_dtype, constant_floor, round_coefficients
 from .precision import achieved_error, check_dtype
 from .problem import FitProblem, approximant, measure, parse_weight, resolve_target  # noqa: F401 (API)
 from .ratfun import FORMS, RationalFunction
@@ -81,6 +82,17 @@ class FitRecord:
     dtype: str = "float64"
     achieved_error: float = math.nan
     achieved_rms: float = math.nan
+    #: the format the coefficients are representable in (see slaf_approx.coefround); float64: not rounded
+    coef_dtype: str = "float64"
+    #: coef_dtype other than float64: the max error (weighted, under a weight) of naively rounded coefficients
+    naive_error: float = math.nan
+    #: coef_dtype other than float64: a proven lower bound on the max error of every polynomial in this basis
+    #: whose constant coefficient is representable in coef_dtype (coefround.constant_floor); nan if unknown
+    coef_floor: float = math.nan
+    #: coef_dtype other than float64: the max error evaluated in coef_dtype (inputs, coefficients and the SLAF
+    #: kernel's arithmetic; precision.achieved_error) of the stored coefficients and of naive rounding's
+    coef_achieved_error: float = math.nan
+    naive_achieved_error: float = math.nan
 
     def polynomial(self) -> SlafPolynomial:
         if self.form:
@@ -495,12 +507,59 @@ def _check_method(method) -> Method:
     return REGISTRY[method]
 
 
+#: the constraints each method solves (every other method refuses them)
+CONSTRAINTS = {"lstsq": ("pin", "parity"), "minimax": ("error", "pin", "parity")}
+
+
+def check_options(method: str, *, error: str = "absolute", pin=(), parity: str | None = None,
+                  coef_dtype: str | None = None) -> None:
+    """ValueError, before any work, when `method` takes not one of these options: the error kind, pins and
+    parity (see CONSTRAINTS), and a coef_dtype (polynomial methods, without pins or relative error: rounded
+    coefficients cannot keep p(X) = f(X) exactly)."""
+    spec = _check_method(method)
+    given = {"error": (error, error != "absolute"), "pin": (list(pin or ()), bool(pin)),
+             "parity": (parity, parity not in (None, "", "none"))}
+    for key, (value, set_) in given.items():
+        if set_ and key not in CONSTRAINTS.get(method, ()):
+            takes = " and ".join(m for m, keys in CONSTRAINTS.items() if key in keys)
+            what = f"{value} error" if key == "error" else f"{key} (got {value!r})"
+            raise ValueError(f"{method} fits take no {what}; {takes} do")
+    if coef_dtype is None:
+        return
+    check_coef_dtype(coef_dtype)
+    if spec.rational:
+        raise ValueError(f"coef_dtype rounds polynomial coefficients; {method} fits take none (got "
+                         f"{coef_dtype!r})")
+    for key in ("error", "pin"):
+        if given[key][1]:
+            raise ValueError(f"coef_dtype {coef_dtype!r} takes no {key} (got {given[key][0]!r}): rounded "
+                             f"coefficients cannot keep p(X) = f(X) exactly")
+
+
+def _round(problem: FitProblem, out: dict, coef_dtype: str) -> dict:
+    """A method's output with its coefficients rounded to coef_dtype (rounding-aware, see
+    :mod:`slaf_approx.coefround`). The minimax certificate was for the float64 coefficients: its levelled
+    error stays (a lower bound for any coefficients), the rounded ones are not certified."""
+    r = round_coefficients(problem, out["coefficients"], coef_dtype)
+    row = dict(basis=problem.basis.name, variable=problem.variable, interval=problem.interval)
+    achieved = [achieved_error(dict(row, coefficients=c), coef_dtype, target=problem.target).max_error
+                for c in (r.coefficients, r.naive)]
+    out = dict(out, coefficients=r.coefficients, coef_dtype=coef_dtype, naive_error=r.naive_error,
+               coef_floor=constant_floor(problem, coef_dtype), coef_achieved_error=achieved[0],
+               naive_achieved_error=achieved[1])
+    out["note"] = "; ".join(s for s in (out.get("note", ""), r.note(coef_dtype)) if s)
+    if out.pop("_rtol", None) is not None and not problem.plain:
+        out["weighted_max_error"] = r.error
+    return out
+
+
 def fit_degrees(target, degrees, method: str = "lstsq", basis: str = DEFAULT_BASIS,
                 interval=DEFAULT_INTERVAL, *, variable: str | None = None, params: dict | None = None,
                 weight: str = "uniform", points=None, rtol: float | None = None, maxiter: int = 60,
                 steps: int = 2000, lr: float = 0.05, optimizer: str = "adam", seed: int = 0,
                 npoints: int = 1024, form: str | None = None, error: str = "absolute", pin=(),
-                parity: str | None = None, dtype: str = "float64") -> list[FitRecord]:
+                parity: str | None = None, dtype: str = "float64",
+                coef_dtype: str | None = None) -> list[FitRecord]:
     """:func:`fit` for several degrees at once (gradient fits train together; `seconds` is shared out)."""
     t0 = time.perf_counter()
     check_dtype(dtype)
@@ -514,8 +573,13 @@ def fit_degrees(target, degrees, method: str = "lstsq", basis: str = DEFAULT_BAS
         raise ValueError(f"form is an option of the rational methods ({', '.join(RATIONAL_METHODS)})")
     if spec.check is not None:
         spec.check(opts)
+    if coef_dtype is not None:
+        check_coef_dtype(coef_dtype)
     problem = _problem(target, basis, interval, variable, params, weight, error, pin, parity)
+    check_options(method, error=problem.error, pin=problem.pin, parity=problem.parity, coef_dtype=coef_dtype)
     outs = spec.run(problem, degrees, opts)
+    if coef_dtype not in (None, "float64"):
+        outs = [_round(problem, out, coef_dtype) for out in outs]
     share = (time.perf_counter() - t0) / len(degrees)
     recs = [_record(problem, d, method, points, dict(out, seconds=share))
             for d, out in zip(degrees, outs, strict=True)]
@@ -601,7 +665,10 @@ def fit(target, degree: int | None = None, method: str = "lstsq", basis: str = D
             "even" or "odd" forced, on an interval symmetric about 0), points, rtol, maxiter, steps, lr,
             optimizer, seed, npoints, form (rational methods: "pau" or "standard"), dtype ("float64"
             default, "float32", "bfloat16", "float16": the record's achieved_error and achieved_rms are the
-            approximant's errors evaluated in it as the kernels evaluate it, see slaf_approx.precision).
+            approximant's errors evaluated in it as the kernels evaluate it, see slaf_approx.precision),
+            coef_dtype (polynomial methods: "float32", "bfloat16" or "float16": coefficients representable
+            in that format, fitted for it by :func:`~slaf_approx.coefround.round_coefficients`; "float64" or
+            None: not rounded).
     """
     if tol is not None:
         return fit_tol(target, tol, method, MAX_DEGREE if degree is None else degree, basis=basis,

@@ -254,9 +254,11 @@ def locked(stem: str | Path) -> Iterator[Path]:
 
 _INT = ("degree", "iterations")
 _FLOAT = ("lo", "hi", "max_error", "rms_error", "levelled_error", "seconds", "condition_number",
-          "max_error_at", "gap", "weighted_max_error", "achieved_error", "achieved_rms")
+          "max_error_at", "gap", "weighted_max_error", "achieved_error", "achieved_rms", "naive_error",
+          "coef_floor", "coef_achieved_error", "naive_achieved_error")
 _JSON = {"coefficients": list, "params": dict, "history": list, "denominator": list, "pin": list}
-_TEXT = ("target", "basis", "variable", "method", "note", "weight", "form", "error_kind", "parity", "dtype")
+_TEXT = ("target", "basis", "variable", "method", "note", "weight", "form", "error_kind", "parity", "dtype",
+         "coef_dtype")
 REQUIRED = ("target", "basis", "degree", "method", "lo", "hi", "coefficients", "max_error", "rms_error")
 
 

@@ -24,9 +24,11 @@ from .fit import (
     RATIONAL_METHODS,
     ConditioningWarning,
     FitRecord,
+    check_options,
     fit_degrees,
     resolve_target,
 )
+from .problem import FitProblem
 from .results import (  # noqa: F401  (the table's reader and writer, here for the callers of sweep)
     CSV_FIELDS,
     Journal,
@@ -44,6 +46,11 @@ DEFAULT_SUITE = dict(
 )
 #: rational P/D beside the polynomials at equal parameter count, in PAU's convention (powers of the raw x)
 RATIONAL_SUITE = dict(DEFAULT_SUITE, bases=("power",), methods=RATIONAL_METHODS)
+#: minimax fits with coefficients fitted for each of COEF_FORMATS (the report's "Coefficients in a storage
+#: format"), in the default basis, at the degrees the report's tables show (each fit also evaluates both
+#: roundings in the format: about a second; tests/test_coefround.py covers every default degree)
+COEF_SUITE = dict(DEFAULT_SUITE, bases=("chebyshev",), methods=("minimax",), degrees=(1, 2, 4, 8, 12, 16, 20))
+COEF_FORMATS = ("bfloat16", "float16")
 
 
 def parse_basis(spec: str) -> tuple[str, str | None]:
@@ -128,12 +135,32 @@ def plan(targets: Sequence[str], bases: Sequence[str], degrees: Iterable[int], m
     ivs = list(dict.fromkeys(check_interval(iv) for iv in intervals))
     if not (tgs and bs and ds and ms and ivs):
         raise ValueError("a sweep needs at least one target, basis, degree, method and interval")
+    _check_problem_options(tgs, bs, ms, ivs, options)
     jobs = []
     for tg, iv, m, (b, var) in itertools.product(tgs, ivs, ms, bs):
         groups = [ds] if m in JOINT_METHODS else [[d] for d in ds]
         jobs += [Job(tg.name, dict(tg.params), tg.formula, iv, m, b, var, g, dict(options), tg)
                  for g in groups]
     return jobs
+
+
+#: fit options that shape the problem (checked for every method, target, basis and interval by plan)
+PROBLEM_OPTIONS = ("weight", "error", "pin", "parity")
+
+
+def _check_problem_options(tgs, bs, ms, ivs, options: dict) -> None:
+    """ValueError before any fit when a method refuses an option (e.g. parity in a gradient fit) or a
+    problem cannot be posed (a pin outside an interval, parity on an asymmetric one, relative error of a
+    target with a double zero): the checks fit makes, made for every job at once."""
+    given = {k: options[k] for k in ("error", "pin", "parity", "coef_dtype") if k in options}
+    for m in ms:
+        check_options(m, **given)
+    if not any(k in options for k in PROBLEM_OPTIONS):
+        return
+    for tg, iv, (b, var) in itertools.product(tgs, ivs, bs):
+        FitProblem.make(tg, b, iv, var, options.get("weight", "uniform"),
+                        error=options.get("error", "absolute"), pin=options.get("pin", ()),
+                        parity=options.get("parity"))
 
 
 def run_job(job: Job) -> list[dict]:

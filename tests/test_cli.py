@@ -371,3 +371,24 @@ def test_report_draws_a_table_with_nothing_positive_to_log_scale(tmp_path, capsy
     code, _, err_text = run(capsys, "report", str(tmp_path / "results.csv"), "--out", str(tmp_path / "rep"))
     assert code == 0, err_text
     assert (tmp_path / "rep" / "README.md").is_file() and list((tmp_path / "rep").glob("*.png"))
+
+
+def test_sweep_takes_the_problem_options(tmp_path, capsys):
+    code, _, err = run(capsys, "sweep", "--targets", "tanh", "--bases", "chebyshev", "--degrees", "5",
+                       "--methods", "minimax", "lstsq", "--parity", "odd", "--weight", "normal:2",
+                       "--coef-dtype", "float16", "--out", str(tmp_path), "--quiet", "--executor", "serial")
+    assert code == 0, err
+    rows = sweep.read_table(tmp_path / "results.csv")
+    assert [(r["method"], r["parity"], r["pin"], r["weight"], r["coef_dtype"]) for r in rows] == \
+        [(m, "odd", [], "normal:2", "float16") for m in ("minimax", "lstsq")], rows
+    assert all(r["weighted_max_error"] <= r["naive_error"] for r in rows if r["method"] == "minimax"), rows
+    code, _, err = run(capsys, "sweep", "--targets", "tanh", "--bases", "chebyshev", "--degrees", "5",
+                       "--methods", "minimax", "--pin", "1", "--error", "relative",
+                       "--out", str(tmp_path / "p"), "--quiet", "--executor", "serial")
+    assert code == 0, err
+    rows = sweep.read_table(tmp_path / "p" / "results.csv")
+    got = [(r["pin"], r["error_kind"], r["converged"]) for r in rows]
+    assert got == [([0.0, 1.0], "relative", True)], rows
+    code, _, err = run(capsys, "sweep", "--targets", "tanh", "--degrees", "5", "--methods", "gradient",
+                       "--error", "relative", "--out", str(tmp_path / "b"), "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "gradient fits take no relative error" in err, err

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from slaf_approx import results
@@ -199,3 +200,54 @@ def test_rational_rows_are_the_chained_fits_of_fit_degrees():
     for got, exp in zip((r.to_dict() for r in rows), want, strict=True):
         assert got["coefficients"] == exp["coefficients"] and got["denominator"] == exp["denominator"], \
             (got["degree"], got["max_error"], exp["max_error"])
+
+
+# --- the problem's options: weight, error kind, pins, parity, coefficient format ------------------------
+CONSTRAINED = (["tanh"], ["chebyshev"], [5, 7], ["minimax"], [(-3.0, 3.0)])
+
+
+@pytest.mark.parametrize("option", [dict(error="relative"), dict(pin=(0.5,)), dict(parity="odd"),
+                                    dict(weight="normal:1"), dict(coef_dtype="bfloat16")])
+def test_each_problem_option_is_part_of_the_job_key(option):
+    plain = plan(*CONSTRAINED)
+    given = plan(*CONSTRAINED, **option)
+    keys = lambda jobs: [k for j in jobs for k in j.keys()]  # noqa: E731
+    assert not set(keys(plain)) & set(keys(given))
+    spec = given[0].spec(5)
+    name, value = next(iter(option.items()))
+    assert (spec["weight"] if name == "weight" else spec["options"][name]) == \
+        (list(value) if isinstance(value, tuple) else value), spec
+
+
+def test_sweep_runs_the_constrained_certified_minimax_fits():
+    recs = run_sweep(*CONSTRAINED, error="relative", weight="normal:2").records
+    assert [r.degree for r in recs] == [5, 7]
+    for r in recs:
+        # relative error of tanh: its zero at 0 is pinned; the certificate holds for the weighted problem
+        assert r.error_kind == "relative" and r.weight == "normal:2" and r.pin == [0.0] and r.converged, r
+        assert r.levelled_error <= r.weighted_max_error <= r.levelled_error * (1 + 1e-9) + 1e-15, r
+    odd = run_sweep(*CONSTRAINED, parity="odd", pin=(1.0,)).records
+    assert all(r.parity == "odd" and r.pin == [1.0] and not any(r.coefficients[0::2]) for r in odd), odd
+    x = np.array([1.0])
+    assert all(abs(float(r.polynomial()(x)[0] - np.tanh(1.0))) <= 1e-14 for r in odd), odd
+
+
+@pytest.mark.parametrize("methods, option, needle", [
+    (["minimax", "gradient"], dict(parity="odd"), "gradient fits take no parity"),
+    (["lstsq"], dict(error="relative"), "lstsq fits take no relative error"),
+    (["minimax"], dict(pin=(5.0,)), "pin 5.0 is not inside the interval"),
+    (["minimax"], dict(parity="even", ), None),
+    (["minimax", "rational"], dict(coef_dtype="float16"), "rational fits take none"),
+    (["minimax"], dict(weight="normal:-1"), "unknown weight"),
+])
+def test_bad_problem_options_fail_in_plan_before_any_fit(methods, option, needle, monkeypatch):
+    from slaf_approx import sweep
+
+    monkeypatch.setattr(sweep, "fit_degrees", lambda *a, **k: pytest.fail("a fit ran"))
+    if needle is None:  # parity on an interval not symmetric about 0
+        needle = "symmetric about 0"
+        intervals = [(-3.0, 3.0), (-1.0, 2.0)]
+    else:
+        intervals = [(-3.0, 3.0)]
+    with pytest.raises(ValueError, match=needle):
+        run_sweep(["tanh"], ["chebyshev"], [4], methods, intervals, **option)

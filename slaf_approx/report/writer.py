@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .._io import atomic_write, save_figure
+from ..results import normalise_row
+from .coefs import is_rounded, rounding_section
 from .data import (
     FLOOR_FACTOR,
     REPORT_DTYPES,
@@ -120,7 +122,9 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    gs = groups(rows)
+    rows = [normalise_row(r) for r in rows]
+    rounded = [r for r in rows if is_rounded(r)]  # their own section; the rest compare float64 fits
+    gs = groups(r for r in rows if not is_rounded(r))
     fls = {g.key: floors(g, dtypes) for g in gs} if dtypes else {}
     tags = file_tags(gs)
     nrows = sum(len(g.rows) for g in gs)
@@ -158,6 +162,7 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
                    f"![degree-{d} fits of {g.target}]({name})", ""]
 
     md += _minimax_section(all_rows) + _rational_section(all_rows) + _gradient_section(gs)
+    md += rounding_section(rounded, all_rows)
     if all_rows:
         md += ["## Cost of the fits", "",
                "Wall-clock seconds per fit as recorded in the table (gradient fits of several degrees train "

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .._io import atomic_write, save_figure
+from .cost import section as cost_section
 from .data import STALL_GAP, TOLERANCES, Group, groups, params_key, rel_gap, target_of
 from .figures import error_figure, overlay_figure, pick_overlay
 from .figures import title as group_title
@@ -82,10 +83,12 @@ def summary(gs: Sequence[Group], bench: Sequence[Mapping] | None) -> list[str]:
 
 def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-approx report",
                  meta: dict | None = None, kernel_table: str | None = None,
-                 bench: Sequence[Mapping] | None = None) -> Path:
+                 bench: Sequence[Mapping] | None = None, cost=None) -> Path:
     """Write README.md, error_<target>.png and overlay_<target>.png into `outdir`; returns README's path.
 
     `bench`: records of a benchmark run (``slaf_approx.benchmarks.records``) for the Summary's kernel costs.
+    `cost`: timings of this run (``slaf_approx.benchmarks.accuracy.measure_costs``) for the "Accuracy against
+    cost" section and its accuracy_<target>.png; without them the section is left out.
     Each file is written to a temporary file in `outdir` and moved into place, so a reader never sees a
     half-written file.
     """
@@ -128,6 +131,11 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
                    f"![degree-{d} fits of {g.target}]({name})", ""]
 
     md += _minimax_section(all_rows) + _rational_section(all_rows) + _gradient_section(gs)
+    if cost is not None and gs:
+        lines, figs = cost_section(gs, cost, tags)
+        for name, fig in figs.items():
+            save_figure(fig, outdir / name)
+        md += lines
     if all_rows:
         md += ["## Cost of the fits", "",
                "Wall-clock seconds per fit as recorded in the table (gradient fits of several degrees train "

@@ -74,7 +74,10 @@ def test_cheapest_breaks_a_cost_tie_by_the_error():
 def _row(method, basis, degree, err, form="", denominator=()):
     return {"target": "gelu", "lo": -3.0, "hi": 3.0, "params": {}, "method": method, "basis": basis,
             "variable": "raw" if basis == "power" else "mapped", "degree": degree, "max_error": err,
-            "form": form, "denominator": list(denominator), "coefficients": [0.0] * (degree + 1)}
+            "form": form, "denominator": list(denominator), "coefficients": [0.5 ** k for k in range(degree + 1)],
+            "rms_error": err / 3, "levelled_error": math.nan, "iterations": 1, "converged": True, "note": "",
+            "seconds": 0.01, "condition_number": 1.0, "weight": "uniform", "max_error_at": 0.0,
+            "gap": math.nan, "history": []}
 
 
 def _group():
@@ -208,3 +211,16 @@ def test_costtimings_ratio_is_none_without_either_time():
     t = _timings()
     assert t.ratio(("slaf", 8), "gelu") == pytest.approx(1.0, rel=1e-15)
     assert t.ratio(("slaf", 3), "gelu") is None and t.ratio(("slaf", 8), "tanh") is None
+
+
+def test_write_report_adds_the_section_and_one_png_per_target_only_with_timings(tmp_path, monkeypatch):
+    from slaf_approx.report import write_report
+
+    g = _group()
+    monkeypatch.setattr(cost, "achieved_max", lambda r, dt: float(r["max_error"]))
+    monkeypatch.setattr(cost, "native_max", lambda g, dt: 1e-7 if dt == "float32" else 4e-3)
+    readme = write_report(g.rows, tmp_path / "with", cost=_timings()).read_text()
+    assert "## Accuracy against cost" in readme and "(accuracy_gelu.png)" in readme
+    assert (tmp_path / "with" / "accuracy_gelu.png").read_bytes()[:8] == PNG_MAGIC
+    readme = write_report(g.rows, tmp_path / "without").read_text()
+    assert "Accuracy against cost" not in readme and not list((tmp_path / "without").glob("accuracy_*"))

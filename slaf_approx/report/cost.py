@@ -210,7 +210,7 @@ def cost_figure(points: Mapping[str, Sequence[CostPoint]], title: str, timings) 
     alle = [p.error for pts in points.values() for p in pts if math.isfinite(p.error) and p.error > 0]
     ymin = min(alle + [min(TOLERANCES)]) / 4
     ymax = max(alle + [max(TOLERANCES)]) * 3
-    xmin, xmax = (min(allc) / 1.3, max(allc) * 1.3) if allc else (0.5, 2.0)
+    xmin, xmax = (min(allc) / 1.3, max(allc) * 1.8) if allc else (0.5, 2.0)  # room for the labels
     handles = {}
     for ax, dt in zip(axes, dts, strict=True):
         pts = points[dt]

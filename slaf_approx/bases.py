@@ -135,6 +135,15 @@ def to_mapped(x, lo: float, hi: float) -> np.ndarray:
     return (2.0 * np.asarray(x, dtype=float) - (lo + hi)) / (hi - lo)
 
 
+def kernel_mapping(interval, variable: str) -> tuple[float, float, float, float]:
+    """(scale, shift, tlo, thi) of the SLAF kernels: the argument is t = scale * x + shift (clamped to
+    [tlo, thi] when clamping), the variable the coefficients belong to."""
+    lo, hi = float(interval[0]), float(interval[1])
+    if variable == "raw":
+        return 1.0, 0.0, lo, hi
+    return 2.0 / (hi - lo), -(lo + hi) / (hi - lo), -1.0, 1.0
+
+
 def from_mapped(t, lo: float, hi: float) -> np.ndarray:
     """x in [lo, hi] for t in [-1, 1]."""
     return 0.5 * (hi - lo) * np.asarray(t, dtype=float) + 0.5 * (lo + hi)

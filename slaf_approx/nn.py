@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .bases import SlafPolynomial, check_degree, check_interval, check_variable, get_basis
+from .bases import SlafPolynomial, check_degree, check_interval, check_variable, get_basis, kernel_mapping
 from .kernels import BACKENDS, BASIS_CODES, slaf
 
 OUT_OF_RANGE = ("extrapolate", "clamp")
@@ -103,10 +103,7 @@ class SLAF(nn.Module):
     @property
     def mapping(self) -> tuple[float, float, float, float]:
         """(scale, shift, tlo, thi): t = scale * x + shift, clamped to [tlo, thi] when clamping."""
-        lo, hi = self.interval
-        if self.variable == "raw":
-            return 1.0, 0.0, lo, hi
-        return 2.0 / (hi - lo), -(lo + hi) / (hi - lo), -1.0, 1.0
+        return kernel_mapping(self.interval, self.variable)
 
     def polynomial(self, channel: int | None = None) -> SlafPolynomial:
         """The activation (of one channel) as a SlafPolynomial, for analysis and export."""

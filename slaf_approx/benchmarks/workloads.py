@@ -69,22 +69,6 @@ def coefficients(K: int, like, scale: float = 1.0, seed: int | None = None):
     return c.to(dtype=like.dtype, device=like.device)
 
 
-def horner(x, a):
-    """sum_k a_k x^k by Horner's rule: K - 1 multiply-adds on whole tensors."""
-    if a.shape[0] == 1:
-        return a[0] + 0 * x
-    y = a[-1] * x + a[-2]
-    for k in range(a.shape[0] - 3, -1, -1):
-        y = y * x + a[k]
-    return y
-
-
-def pau(x, a, b):
-    """P(x) / (1 + |x (b_1 + b_2 x + ... + b_k x^(k-1))|), P = sum_j a_j x^j (PAU's safe denominator)."""
-    q = x * horner(x, b) if b.shape[0] else 0 * x
-    return horner(x, a) / (1.0 + q.abs())
-
-
 def pau_type(variant: str, degree: int | None) -> tuple[int, int]:
     """(m, k) of the PAU timed: (5, 4), or for 'matched' the type with degree + 1 parameters."""
     if variant == "5/4":
@@ -154,6 +138,7 @@ def _compiled(f):
 
 def _peer(op: str, backend: str, x, degree: int | None, variant: str | None):
     """(function of (x, *params), params) of a peer."""
+    from ..kernels.pau import horner, pau
     from ..kernels.reference import series
 
     if backend not in ("eager", "compile") or (op == "recurrence" and backend != "compile"):

@@ -224,3 +224,25 @@ def test_write_report_adds_the_section_and_one_png_per_target_only_with_timings(
     assert (tmp_path / "with" / "accuracy_gelu.png").read_bytes()[:8] == PNG_MAGIC
     readme = write_report(g.rows, tmp_path / "without").read_text()
     assert "Accuracy against cost" not in readme and not list((tmp_path / "without").glob("accuracy_*"))
+
+
+def test_measure_costs_times_every_asked_workload_with_the_native_ops_of_precision():
+    from slaf_approx.precision import native_op
+
+    t = accuracy.measure_costs(["gelu", "swish", "abs"], [2, 8], [2, 5], size=2**10, min_rounds=1,
+                               max_rounds=1, budget_s=0.0)
+    assert set(t.seconds) == {("slaf", 2), ("slaf", 8), ("pau", 2), ("pau", 5), ("native", "gelu"),
+                              ("native", "swish"), ("native", "abs")}
+    assert all(0 < v < math.inf for v in t.seconds.values()), t.seconds
+    assert t.natives == {"gelu": "F.gelu", "swish": "F.silu", "abs": "torch.abs"}
+    assert (t.size, t.dtype, t.device, t.rounds) == (2**10, "float32", "cpu", 1)
+    assert t.backend in ("fused", "reference")
+    assert native_op("swish")[0] == "F.silu" and native_op(cost_target("swish", beta=2.0)) is None
+    with pytest.raises(ValueError, match="degree >= 2"):
+        accuracy.measure_costs(["gelu"], [2], [1], size=2**10, min_rounds=1, max_rounds=1)
+
+
+def cost_target(name, **params):
+    from slaf_approx.targets import get_target
+
+    return get_target(name, **params)

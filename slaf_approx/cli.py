@@ -204,7 +204,8 @@ def cmd_fit(args) -> int:
         extra["tol"] = args.tol
     rec = fit(args.target, args.degree, args.method, _fit_basis(args), args.interval, variable=args.variable,
               params=_params(args.param), weight=args.weight, steps=args.steps, optimizer=args.optimizer,
-              seed=args.seed, error=args.error, pin=args.pin or (), parity=args.parity, **extra)
+              seed=args.seed, error=args.error, pin=args.pin or (), parity=args.parity, dtype=args.dtype,
+              **extra)
     if args.json:
         d = rec.to_dict()
         print(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
@@ -217,8 +218,8 @@ def cmd_fit(args) -> int:
         m, n = len(rec.coefficients) - 1, len(rec.denominator)
         lines += [("type", f"({m}, {n}): P of degree {m} over Q of degree {n}, {m + 1 + n} parameters"),
                   ("form", f"{rec.form}: {FORM_TEXT.get(rec.form, rec.form)}")]
-    shown = ["lo", "hi", "max_error", "rms_error", "levelled_error", "iterations", "converged", "note",
-             "condition_number", "seconds"]
+    shown = ["lo", "hi", "max_error", "rms_error", "dtype", "achieved_error", "achieved_rms",
+             "levelled_error", "iterations", "converged", "note", "condition_number", "seconds"]
     if rec.error_kind != "absolute" or rec.weight != "uniform":
         shown[shown.index("levelled_error"):shown.index("levelled_error")] = ["error_kind", "weight",
                                                                              "weighted_max_error"]
@@ -352,7 +353,7 @@ def _sweep_and_write(args, suites, out: Path):
 def cmd_sweep(args) -> int:
     intervals = [tuple(iv) for iv in (args.interval or [(-3.0, 3.0)])]
     suites = _suites(args, [((args.targets, args.bases, args.degrees, args.methods, intervals),
-                             {"steps": args.steps})])
+                             {"steps": args.steps, "dtype": args.dtype})])
     _sweep_and_write(args, suites, _out_folder(args.out))
     return 0
 
@@ -825,6 +826,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .bases import BASES, VARIABLES
     from .expand import MAX_TERMS_LIMIT
     from .fit import ALL_METHODS, METHODS, OPTIMIZERS
+    from .precision import DTYPES
     from .problem import ERROR_KINDS, PARITIES
     from .rational import FORMS
 
@@ -872,6 +874,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--form", choices=FORMS, default=None,
                    help="rational methods: denominator form; default: pau for rational, standard for "
                         "rational-minimax")
+    f.add_argument("--dtype", choices=DTYPES, default="float64",
+                   help="achieved_error/achieved_rms: the fit evaluated in this dtype as the kernels "
+                        "evaluate it, against the float64 target at the dtype's inputs")
     f.add_argument("--json", action="store_true", help="print one JSON object")
     f.set_defaults(func=cmd_fit)
 
@@ -885,6 +890,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--interval", nargs=2, type=float, action="append", metavar=("LO", "HI"),
                    help="fitting interval, finite LO < HI (repeatable); default: [-3, 3]")
     s.add_argument("--steps", type=_positive, default=2000, help="gradient fits: optimizer steps")
+    s.add_argument("--dtype", choices=DTYPES, default="float64",
+                   help="the dtype of every row's achieved_error/achieved_rms (part of each fit's key)")
     s.add_argument("--out", default="reports", help="folder for results.csv and results.jsonl")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_run_options(s)

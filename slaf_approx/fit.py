@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .bases import MAX_DEGREE, Basis, SlafPolynomial, check_degree, from_mapped, to_mapped
+from .precision import achieved_error, check_dtype
 from .problem import FitProblem, approximant, measure, parse_weight, resolve_target  # noqa: F401 (API)
 from .ratfun import FORMS, RationalFunction
 from .rational import rational_lstsq, rational_minimax, rational_type
@@ -75,6 +76,11 @@ class FitRecord:
     weighted_max_error: float = math.nan
     pin: list[float] = field(default_factory=list)  # points x where p(x) = f(x) was imposed
     parity: str = ""  # "even" or "odd" when forced; "" otherwise
+    #: the dtype the approximant runs in, and its errors there against the float64 target at the dtype's
+    #: inputs, as the kernels evaluate it (slaf_approx.precision.achieved_error); nan when not measurable
+    dtype: str = "float64"
+    achieved_error: float = math.nan
+    achieved_rms: float = math.nan
 
     def polynomial(self) -> SlafPolynomial:
         if self.form:
@@ -420,6 +426,18 @@ ALL_METHODS = tuple(REGISTRY)
 # --------------------------------------------------------------------------------------------
 # The entry points
 # --------------------------------------------------------------------------------------------
+def _achieved(rec: FitRecord, target, dtype: str) -> FitRecord:
+    """rec with its achieved errors in `dtype` (precision.achieved_error against the problem's target); a
+    rational whose raw-power form is ill-conditioned keeps nan and says why in its note."""
+    try:
+        a = achieved_error(rec, dtype, target=target)
+    except ValueError as exc:
+        rec.note = "; ".join(s for s in (rec.note, f"achieved error in {dtype} not measured: {exc}") if s)
+        return rec
+    rec.dtype, rec.achieved_error, rec.achieved_rms = dtype, a.max_error, a.rms_error
+    return rec
+
+
 def _record(problem: FitProblem, degree: int, method: str, points, out: dict) -> FitRecord:
     """Measure the fit's errors exactly (unless the method did) and package everything as a FitRecord."""
     t0 = time.perf_counter()
@@ -482,9 +500,10 @@ def fit_degrees(target, degrees, method: str = "lstsq", basis: str = DEFAULT_BAS
                 weight: str = "uniform", points=None, rtol: float | None = None, maxiter: int = 60,
                 steps: int = 2000, lr: float = 0.05, optimizer: str = "adam", seed: int = 0,
                 npoints: int = 1024, form: str | None = None, error: str = "absolute", pin=(),
-                parity: str | None = None) -> list[FitRecord]:
+                parity: str | None = None, dtype: str = "float64") -> list[FitRecord]:
     """:func:`fit` for several degrees at once (gradient fits train together; `seconds` is shared out)."""
     t0 = time.perf_counter()
+    check_dtype(dtype)
     degrees = [check_degree(d) for d in degrees]
     if not degrees:
         raise ValueError("degrees must hold at least one degree")
@@ -498,8 +517,12 @@ def fit_degrees(target, degrees, method: str = "lstsq", basis: str = DEFAULT_BAS
     problem = _problem(target, basis, interval, variable, params, weight, error, pin, parity)
     outs = spec.run(problem, degrees, opts)
     share = (time.perf_counter() - t0) / len(degrees)
-    return [_record(problem, d, method, points, dict(out, seconds=share))
+    recs = [_record(problem, d, method, points, dict(out, seconds=share))
             for d, out in zip(degrees, outs, strict=True)]
+    for rec in recs:
+        rec.dtype = dtype
+        _achieved(rec, problem.target, dtype)
+    return recs
 
 
 def fit_tol(target, tol: float, method: str = "lstsq", max_degree: int = MAX_DEGREE, **kwargs) -> FitRecord:
@@ -576,7 +599,9 @@ def fit(target, degree: int | None = None, method: str = "lstsq", basis: str = D
             (minimax: "absolute" or "relative", max |(f - p)/f|; simple zeros of f are pinned, other zeros
             refused), pin (lstsq, minimax: points X where p(X) = f(X) is imposed), parity (lstsq, minimax:
             "even" or "odd" forced, on an interval symmetric about 0), points, rtol, maxiter, steps, lr,
-            optimizer, seed, npoints, form (rational methods: "pau" or "standard").
+            optimizer, seed, npoints, form (rational methods: "pau" or "standard"), dtype ("float64"
+            default, "float32", "bfloat16", "float16": the record's achieved_error and achieved_rms are the
+            approximant's errors evaluated in it as the kernels evaluate it, see slaf_approx.precision).
     """
     if tol is not None:
         return fit_tol(target, tol, method, MAX_DEGREE if degree is None else degree, basis=basis,

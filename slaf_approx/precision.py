@@ -16,8 +16,9 @@ arithmetic rounds and the output is rounded to the dtype. :func:`achieved_error`
   the powers would measure the conversion rather than the format, and ValueError says so.
 
 Inputs (:func:`inputs`): for bfloat16 and float16 every representable value in [lo, hi] (tens of
-thousands); for float32 and float64 a dense uniform sample rounded to the dtype plus ``NEIGHBOURS`` ulps on
-each side of the float64 error's extrema (where the rounded error is largest). The rms error weights each
+thousands); for float32 a dense uniform sample rounded to the dtype plus ``NEIGHBOURS`` ulps on each side
+of the float64 error's extrema (where the rounded error is largest); for float64 a sparser sample plus the
+neighbourhood of the row's max_error_at. The rms error weights each
 input by half the distance to its neighbours (the trapezoid rule on the inputs), so it estimates the rms
 over the interval, not over the unevenly spaced representable values.
 
@@ -41,8 +42,11 @@ from .problem import FitProblem, _field, approximant, resolve_target
 from .ratfun import RationalFunction
 
 DTYPES = ("float64", "float32", "bfloat16", "float16")
-#: float32/float64: uniform sample size (before rounding to the dtype and removing duplicates)
+#: float32: uniform sample size (before rounding to the dtype and removing duplicates)
 DENSE = 2**18
+#: float64: the rounding is far below the error, whose max sits at the float64 max_error_at (in
+#: `around`); the sample only guards against a row without it, and keeps every fit's own measurement cheap
+DENSE64 = 2**12
 #: float32/float64: inputs taken on each side of every extremum of the float64 error, in ulps of the dtype
 NEIGHBOURS = 16
 #: a rational whose raw-power form differs from the fitted r by more than this, relative to max|r|, in
@@ -104,8 +108,8 @@ def _neighbourhoods(points, dtype: str, lo: float, hi: float) -> np.ndarray:
 
 def inputs(lo: float, hi: float, dtype: str, *, around=()) -> np.ndarray:
     """float64 array, ascending, of values exactly representable in `dtype` inside [lo, hi]: every one for
-    bfloat16 and float16; for float32 and float64 a dense sample (DENSE points, rounded) plus NEIGHBOURS
-    values on each side of the points in `around`."""
+    bfloat16 and float16; for float32 a dense sample (DENSE points, rounded), for float64 a sparser one
+    (DENSE64), plus NEIGHBOURS values on each side of the points in `around`."""
     check_dtype(dtype)
     lo, hi = float(lo), float(hi)
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
@@ -114,7 +118,8 @@ def inputs(lo: float, hi: float, dtype: str, *, around=()) -> np.ndarray:
         v = _all_values(dtype)
     else:
         nd = _np_dtype(dtype)
-        v = np.r_[np.linspace(lo, hi, DENSE).astype(nd).astype(float), _neighbourhoods(around, dtype, lo, hi),
+        n = DENSE if dtype == "float32" else DENSE64
+        v = np.r_[np.linspace(lo, hi, n).astype(nd).astype(float), _neighbourhoods(around, dtype, lo, hi),
                   np.float64(nd(lo)), np.float64(nd(hi))]
     v = np.unique(v[(v >= lo) & (v <= hi)])
     if v.size == 0:
@@ -228,8 +233,8 @@ def achieved_error(row, dtype: str, *, target=None, backend: str = "auto",
     if dtype in ("float32", "float64"):
         at = _field(row, "max_error_at")
         around = [float(at)] if at is not None and math.isfinite(float(at)) else []
-        degree = sum(g.type) if rational else g.degree
-        around += _extrema(problem, g, degree).tolist()
+        if dtype == "float32":  # float64: max_error_at is where the max is (see DENSE64)
+            around += _extrema(problem, g, sum(g.type) if rational else g.degree).tolist()
     x = inputs(lo, hi, dtype, around=around)
     y = (_evaluate_rational(g, x, dtype, coef_dtype) if rational
          else _evaluate_polynomial(g, x, dtype, coef_dtype, backend))

@@ -38,6 +38,7 @@ from pathlib import Path
 from ._io import pid_alive, remove_stale_temps
 from .bases import MAX_DEGREE
 from .fit import FitRecord
+from .precision import DTYPES
 
 #: CSV columns: every record field but the (long) gradient history, which stays in the JSON Lines file
 CSV_FIELDS = [f for f in FitRecord.__dataclass_fields__ if f != "history"]
@@ -253,9 +254,9 @@ def locked(stem: str | Path) -> Iterator[Path]:
 
 _INT = ("degree", "iterations")
 _FLOAT = ("lo", "hi", "max_error", "rms_error", "levelled_error", "seconds", "condition_number",
-          "max_error_at", "gap", "weighted_max_error")
+          "max_error_at", "gap", "weighted_max_error", "achieved_error", "achieved_rms")
 _JSON = {"coefficients": list, "params": dict, "history": list, "denominator": list, "pin": list}
-_TEXT = ("target", "basis", "variable", "method", "note", "weight", "form", "error_kind", "parity")
+_TEXT = ("target", "basis", "variable", "method", "note", "weight", "form", "error_kind", "parity", "dtype")
 REQUIRED = ("target", "basis", "degree", "method", "lo", "hi", "coefficients", "max_error", "rms_error")
 
 
@@ -345,6 +346,9 @@ def normalise_row(row) -> dict:
     r.setdefault("variable", "mapped")
     r.setdefault("weight", "uniform")
     r.setdefault("note", "")
+    r.setdefault("dtype", "float64")  # tables written before dtypes existed: float64, not measured
+    for k in ("achieved_error", "achieved_rms"):
+        r.setdefault(k, math.nan)
     return r
 
 
@@ -368,6 +372,11 @@ def check_row(r: dict) -> dict:
     if not r.get("form") and len(r["coefficients"]) != r["degree"] + 1:
         raise RowError("coefficients", f"{len(r['coefficients'])} coefficients for degree {r['degree']} "
                                        f"(a polynomial has degree + 1)")
+    if r.get("dtype", "float64") not in DTYPES:
+        raise RowError("dtype", f"{r['dtype']!r} is not a dtype (allowed: {', '.join(DTYPES)})")
+    for k in ("achieved_error", "achieved_rms"):
+        if r.get(k, 0.0) < 0:
+            raise RowError(k, f"{r[k]} is not an error (allowed: a number >= 0, inf, or nan: not measured)")
     for k in ("max_error", "rms_error"):
         e = r[k]
         # +inf is what a diverged fit measures, and such a fit says it did not converge

@@ -51,7 +51,7 @@ def test_dense_inputs_hold_the_neighbourhoods_of_the_points_around(dtype):
     x = P.inputs(-3.0, 3.0, dtype, around=around)
     assert np.all(x.astype(nd).astype(float) == x), "not representable"
     assert x[0] == -3.0 and x[-1] == 3.0 and np.all(np.diff(x) > 0)
-    assert x.size >= P.DENSE * 0.99
+    assert x.size >= (P.DENSE if dtype == "float32" else P.DENSE64) * 0.99
     for p in around:
         c = nd(p)
         ups = [c]
@@ -83,7 +83,8 @@ def test_achieved_error_is_the_layers_error_bit_for_bit(gelu8, backend, dtype):
     a = P.achieved_error(gelu8, dtype, backend=backend)
     around = [gelu8.max_error_at, *P._extrema(P.FitProblem(get_target("gelu"), P.get_basis("power"), "raw",
                                                          (-3.0, 3.0)), gelu8.polynomial(), 8)]
-    x = P.inputs(-3.0, 3.0, dtype, around=around if dtype in ("float32", "float64") else ())
+    around = {"float32": around, "float64": around[:1]}.get(dtype, ())  # float64: max_error_at only
+    x = P.inputs(-3.0, 3.0, dtype, around=around)
     e = _layer_errors(gelu8, dtype, backend, x)
     i = int(np.argmax(e))
     assert (a.max_error, a.at, a.points) == (e[i], x[i], x.size), (a, e[i], x[i])
@@ -177,3 +178,57 @@ def test_kernel_mapping_is_the_bases_affine_map():
     x = np.array([-1.0, 2.0, 5.0])
     assert np.allclose(scale * x + shift, [-1.0, 0.0, 1.0], rtol=0, atol=4 * np.finfo(float).eps)
     assert math.isclose(kernel_mapping((-1.0, 5.0), "raw")[0], 1.0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# fit(dtype=), the results table and the sweep key
+# ----------------------------------------------------------------------------------------------------
+def test_fit_records_carry_the_achieved_error_in_their_dtype(gelu8):
+    assert gelu8.dtype == "float64"  # the default is measured too
+    assert abs(gelu8.achieved_error - gelu8.max_error) <= 1e-12 * gelu8.max_error, gelu8
+    rec = fit("gelu", 8, "minimax", dtype="bfloat16")
+    want = P.achieved_error(rec, "bfloat16")
+    assert (rec.dtype, rec.achieved_error, rec.achieved_rms) == ("bfloat16", want.max_error, want.rms_error)
+    assert rec.achieved_error > 2 * rec.max_error  # bfloat16's rounding dominates at degree 8
+    with pytest.raises(ValueError, match="unknown dtype 'half'"):
+        fit("gelu", 8, dtype="half")
+
+
+def test_results_table_keeps_the_dtype_fields_and_reads_old_tables(tmp_path, gelu8):
+    from slaf_approx import results
+
+    rec = fit("tanh", 5, "lstsq", dtype="float16")
+    results.write_table([rec, gelu8], tmp_path / "results")
+    for suffix in (".csv", ".jsonl"):
+        rows = results.read_table(tmp_path / f"results{suffix}")
+        assert [(r["dtype"], r["achieved_error"], r["achieved_rms"]) for r in rows] == [
+            (rec.dtype, rec.achieved_error, rec.achieved_rms), ("float64", gelu8.achieved_error,
+                                                              gelu8.achieved_rms)]
+    old = {k: v for k, v in gelu8.to_dict().items() if k not in ("dtype", "achieved_error", "achieved_rms")}
+    r = results.check_row(results.normalise_row(old))
+    assert r["dtype"] == "float64" and math.isnan(r["achieved_error"]) and math.isnan(r["achieved_rms"])
+    with pytest.raises(results.RowError, match="'float8' is not a dtype"):
+        results.check_row(results.normalise_row(dict(gelu8.to_dict(), dtype="float8")))
+    with pytest.raises(results.RowError, match="achieved_error"):
+        results.check_row(results.normalise_row(dict(gelu8.to_dict(), achieved_error=-1.0)))
+
+
+def test_the_sweep_key_includes_the_dtype():
+    from slaf_approx.sweep import plan
+
+    keys = {d: plan(["gelu"], ["chebyshev"], [4], ["minimax"], [(-3.0, 3.0)], dtype=d)[0].keys()[0]
+            for d in P.DTYPES}
+    assert len(set(keys.values())) == len(P.DTYPES), keys
+
+
+def test_cli_fit_dtype(capsys):
+    import json
+
+    from slaf_approx import cli
+
+    assert cli.main(["fit", "gelu", "-n", "6", "--method", "minimax", "--dtype", "float16", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["dtype"] == "float16" and d["achieved_error"] > d["max_error"]
+    assert cli.main(["fit", "gelu", "-n", "6", "--dtype", "float8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "invalid choice: 'float8'" in err[0], err

@@ -117,10 +117,24 @@ def _limits(t: torch.Tensor, coef: torch.Tensor, basis: str, shape: list[int]):
     return lim.to(t.dtype), dlim.to(t.dtype), ok
 
 
+#: half-precision inputs are computed in float32 and the output rounded to the input's dtype once, as the
+#: Triton kernels and torch's own CPU activations do. Computing in bfloat16 rounds t, every recurrence step
+#: and every product: the achieved error of a degree-12 GELU minimax fit on [-3, 3] was 0.027 in bfloat16
+#: and 0.0036 in float16 that way, 0.0082 and 0.0013 through float32 (native F.gelu: 0.0078, 0.00098).
+WIDEN = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
+
+
 def slaf_reference(x: torch.Tensor, coef: torch.Tensor, basis: str, scale: float = 1.0, shift: float = 0.0,
                    clamp: bool = False, tlo: float = -1.0, thi: float = 1.0) -> torch.Tensor:
     """The SLAF op in plain torch ops (differentiable in x and coef by autograd), with the overflow rule of
-    the module docstring."""
+    the module docstring; half-precision x is computed in float32 (WIDEN) and y rounded to x's dtype."""
+    wide = WIDEN.get(x.dtype)
+    if wide is not None:
+        return _slaf_reference(x.to(wide), coef.to(wide), basis, scale, shift, clamp, tlo, thi).to(x.dtype)
+    return _slaf_reference(x, coef, basis, scale, shift, clamp, tlo, thi)
+
+
+def _slaf_reference(x, coef, basis, scale, shift, clamp, tlo, thi):
     t = x * scale + shift
     if clamp:
         t = torch.clamp(t, tlo, thi)  # propagates NaN; zero gradient outside [tlo, thi]
@@ -161,7 +175,7 @@ def forward(x2d: torch.Tensor, coef: torch.Tensor, A: torch.Tensor, B: torch.Ten
             shift: float, clamp: bool, tlo: float, thi: float) -> torch.Tensor:
     """The [rows, S] layout of the kernels (row r uses coefficient row r % C), by the recurrence A, B."""
     C, K = coef.shape
-    x3 = x2d.reshape(x2d.shape[0] // C, C, x2d.shape[1])
+    x3 = x2d.reshape(x2d.shape[0] // C, C, x2d.shape[1]).to(coef.dtype)  # halves: in float32 (WIDEN)
     t = x3 * scale + shift
     if clamp:
         t = torch.clamp(t, tlo, thi)
@@ -171,7 +185,8 @@ def forward(x2d: torch.Tensor, coef: torch.Tensor, A: torch.Tensor, B: torch.Ten
         phi.append(a[0] * t)
     for k in range(1, K - 1):
         phi.append(a[k] * t * phi[k] - b[k] * phi[k - 1])
-    return sum(coef[:, k].reshape(1, C, 1) * phi[k] for k in range(K)).reshape(x2d.shape)
+    y = sum(coef[:, k].reshape(1, C, 1) * phi[k] for k in range(K)).reshape(x2d.shape)
+    return y.to(x2d.dtype)
 
 
 def backward(x2d: torch.Tensor, gy2d: torch.Tensor, coef: torch.Tensor, A: torch.Tensor, B: torch.Tensor,

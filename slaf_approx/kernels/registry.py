@@ -36,7 +36,7 @@ class Backend:
     module: str  # kernels submodule with unavailable_reason / forward / backward
     devices: tuple[str, ...]  # device types it can run on (availability may still say no)
     dtypes: tuple[torch.dtype, ...]  # input dtypes it takes
-    compute_dtype: torch.dtype | None  # what coef, A and B are cast to; None: x's dtype
+    compute_dtype: torch.dtype | None  # what coef, A and B are cast to; None: x's dtype (halves: float32)
     auto_on: tuple[str, ...] = ()  # device types on which "auto" picks it, in REGISTRY order
     forward_name: str = "forward"
     backward_name: str = "backward"
@@ -65,7 +65,11 @@ class Backend:
             return f"cannot import its module: {exc}"
 
     def compute(self, dtype: torch.dtype) -> torch.dtype:
-        return self.compute_dtype or dtype
+        """What coef, A and B are cast to for x of `dtype`: the declared compute dtype, else x's own dtype
+        widened as the reference widens it (half precision computes in float32)."""
+        from .reference import WIDEN
+
+        return self.compute_dtype or WIDEN.get(dtype, dtype)
 
 
 _FLOATS = (torch.float64, torch.float32, torch.float16, torch.bfloat16)

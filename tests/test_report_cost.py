@@ -74,7 +74,8 @@ def test_cheapest_breaks_a_cost_tie_by_the_error():
 def _row(method, basis, degree, err, form="", denominator=()):
     return {"target": "gelu", "lo": -3.0, "hi": 3.0, "params": {}, "method": method, "basis": basis,
             "variable": "raw" if basis == "power" else "mapped", "degree": degree, "max_error": err,
-            "form": form, "denominator": list(denominator), "coefficients": [0.5 ** k for k in range(degree + 1)],
+            "form": form, "denominator": list(denominator),
+            "coefficients": [0.5 ** k for k in range(degree + 1)],
             "rms_error": err / 3, "levelled_error": math.nan, "iterations": 1, "converged": True, "note": "",
             "seconds": 0.01, "condition_number": 1.0, "weight": "uniform", "max_error_at": 0.0,
             "gap": math.nan, "history": []}
@@ -94,7 +95,7 @@ def _group():
 def _timings(**extra):
     s = {("native", "gelu"): 2e-4, **{("slaf", d): 1e-4 * (1 + d / 8) for d in (2, 4, 8)},
          **{("pau", d): 1e-3 * d for d in (2, 4, 8)}, **extra}
-    return CostTimings(s, 2**16, "float32", "cpu", 7, 2, "fused", "2.x", {"gelu": "F.gelu"})
+    return CostTimings(s, 2**16, "float32", "cpu", 7, 2, "fused", "2.x", {"gelu": "F.gelu"}, 3)
 
 
 def test_candidates_take_the_lowest_error_chebyshev_fit_and_the_pau_fits_with_a_denominator():
@@ -150,7 +151,7 @@ def test_the_section_and_its_figure_from_given_timings_and_errors(tmp_path):
     text = "\n".join(md)
     assert md[0] == "## Accuracy against cost"
     assert "CPU timings (this machine)" in text and "GPU: not measured" in text and "2^16 float32" in text
-    assert "minimum over 7 interleaved rounds" in text and "backend auto (fused)" in text
+    assert "minimum over 7 interleaved rounds of 3 calls each" in text and "backend auto (fused)" in text
     assert "![achieved error against forward+backward cost for gelu](accuracy_gelu.png)" in text
     # float32: the native's error 0 at cost 1 dominates SLAF n = 8 (also cost 1) and every PAU
     assert ("Pareto front in float32, cheapest first: SLAF n = 2 (0.62×, 0.0625); SLAF n = 4 (0.75×, "
@@ -184,11 +185,13 @@ def test_interleaved_minima_calls_each_callable_once_per_round_after_a_warm_up()
         return f
 
     best, rounds = accuracy.interleaved_minima({k: make(k) for k in calls}, min_rounds=3, max_rounds=4,
-                                               budget_s=0.0)
-    assert rounds == 3 and calls == {"a": 4, "b": 4}  # one warm-up call + one per round
+                                               budget_s=0.0, repeat=2)
+    assert rounds == 3 and calls == {"a": 7, "b": 7}  # one warm-up call + two per round
     assert set(best) == {"a", "b"} and all(0 < v < math.inf for v in best.values()), best
     with pytest.raises(ValueError, match="min_rounds <= max_rounds"):
         accuracy.interleaved_minima({}, min_rounds=5, max_rounds=2)
+    with pytest.raises(ValueError, match="repeat >= 1"):
+        accuracy.interleaved_minima({}, repeat=0)
 
 
 def _dsilu(x):
@@ -230,12 +233,12 @@ def test_measure_costs_times_every_asked_workload_with_the_native_ops_of_precisi
     from slaf_approx.precision import native_op
 
     t = accuracy.measure_costs(["gelu", "swish", "abs"], [2, 8], [2, 5], size=2**10, min_rounds=1,
-                               max_rounds=1, budget_s=0.0)
+                               max_rounds=1, budget_s=0.0, repeat=2)
     assert set(t.seconds) == {("slaf", 2), ("slaf", 8), ("pau", 2), ("pau", 5), ("native", "gelu"),
                               ("native", "swish"), ("native", "abs")}
     assert all(0 < v < math.inf for v in t.seconds.values()), t.seconds
     assert t.natives == {"gelu": "F.gelu", "swish": "F.silu", "abs": "torch.abs"}
-    assert (t.size, t.dtype, t.device, t.rounds) == (2**10, "float32", "cpu", 1)
+    assert (t.size, t.dtype, t.device, t.rounds, t.repeat) == (2**10, "float32", "cpu", 1, 2)
     assert t.backend in ("fused", "reference")
     assert native_op("swish")[0] == "F.silu" and native_op(cost_target("swish", beta=2.0)) is None
     with pytest.raises(ValueError, match="degree >= 2"):

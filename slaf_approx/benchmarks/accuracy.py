@@ -3,9 +3,9 @@ default backend ("auto"), the PAU-style P/Q by type, and each target's native to
 
 Every callable comes from :mod:`.workloads` (the benchmarks' own workloads: gradients for x and for the
 learnable coefficients, grad y given), so what is timed here is what ``slaf-approx bench`` times. They are
-timed in interleaved rounds: each round calls every workload once, in the same order, so that a burst of
-load on a shared machine slows all of them alike instead of one; a workload's figure is the minimum over the
-rounds (the least disturbed call), with all torch threads.
+timed in interleaved rounds: each round calls every workload REPEAT times, in the same order, so that a burst
+of load on a shared machine slows all of them alike instead of one; a workload's figure is the minimum over
+its calls (the least disturbed one), with all torch threads.
 The report divides each figure by the native activation's, measured in the same rounds.
 
 Rounds continue until ``budget_s`` seconds have passed, at least ``min_rounds`` and at most ``max_rounds``,
@@ -27,12 +27,16 @@ from .workloads import kernel_fn, make_input, native_fn
 #: per call is part of what a user pays)
 COST_SIZE = 2**16
 COST_DTYPE = "float32"
-MIN_ROUNDS, MAX_ROUNDS, BUDGET_S = 3, 60, 10.0
+MIN_ROUNDS, MAX_ROUNDS, BUDGET_S = 3, 40, 8.0
+#: calls per workload in a round, back to back: the first after another workload's large allocations is
+#: slower (caches, allocator), and a short native op needs several tries for one undisturbed call
+REPEAT = 3
 
 
 @dataclass(frozen=True)
 class CostTimings:
-    """Minimum forward+backward seconds per workload, measured in the same interleaved rounds.
+    """Minimum forward+backward seconds per workload, measured in the same interleaved rounds (`rounds`
+    rounds of REPEAT calls each).
 
     Keys of `seconds`: ("slaf", degree), ("pau", degree) (the PAU of type (m, n) = (degree - degree // 2,
     degree // 2), as many parameters as the degree's polynomial), ("native", target name)."""
@@ -46,6 +50,7 @@ class CostTimings:
     backend: str  # the SLAF backend "auto" resolved to
     torch: str = ""
     natives: Mapping[str, str] = field(default_factory=dict)  # target name -> the native op's name
+    repeat: int = REPEAT  # calls per workload in each round
 
     def ratio(self, key: tuple, target: str) -> float | None:
         """key's time over the native activation of `target`; None when either was not timed."""
@@ -54,13 +59,15 @@ class CostTimings:
 
 
 def interleaved_minima(fns: Mapping[Hashable, Callable[[], object]], *, min_rounds: int = MIN_ROUNDS,
-                       max_rounds: int = MAX_ROUNDS, budget_s: float = BUDGET_S,
+                       max_rounds: int = MAX_ROUNDS, budget_s: float = BUDGET_S, repeat: int = REPEAT,
                        sync: Callable[[], object] | None = None) -> tuple[dict, int]:
-    """({key: minimum seconds of one call over the rounds}, rounds): each round times every callable once,
-    in order (time.perf_counter around the call; `sync`, e.g. torch.cuda.synchronize, after it), after one
-    untimed warm-up call each (the first call builds kernels and allocates)."""
-    if not 1 <= min_rounds <= max_rounds:
-        raise ValueError(f"need 1 <= min_rounds <= max_rounds, got {min_rounds} and {max_rounds}")
+    """({key: minimum seconds of one call over the rounds}, rounds): each round times every callable
+    `repeat` times back to back, in order (time.perf_counter around each call; `sync`, e.g.
+    torch.cuda.synchronize, after it), after one untimed warm-up call each (the first call builds kernels
+    and allocates)."""
+    if not 1 <= min_rounds <= max_rounds or repeat < 1:
+        raise ValueError(f"need 1 <= min_rounds <= max_rounds and repeat >= 1, got {min_rounds}, "
+                         f"{max_rounds} and {repeat}")
     for f in fns.values():
         f()
     if sync:
@@ -70,11 +77,12 @@ def interleaved_minima(fns: Mapping[Hashable, Callable[[], object]], *, min_roun
     rounds, t0 = 0, clock()
     while rounds < max_rounds and (rounds < min_rounds or clock() - t0 < budget_s):
         for k, f in fns.items():
-            t = clock()
-            f()
-            if sync:
-                sync()
-            best[k] = min(best[k], clock() - t)
+            for _ in range(repeat):
+                t = clock()
+                f()
+                if sync:
+                    sync()
+                best[k] = min(best[k], clock() - t)
         rounds += 1
     return best, rounds
 
@@ -95,7 +103,7 @@ def native_ops(targets: Iterable) -> dict[str, tuple[str, Callable]]:
 def measure_costs(targets: Iterable, degrees: Iterable[int], pau_degrees: Iterable[int], *,
                   size: int = COST_SIZE, dtype: str = COST_DTYPE, device: str = "cpu",
                   min_rounds: int = MIN_ROUNDS, max_rounds: int = MAX_ROUNDS,
-                  budget_s: float = BUDGET_S) -> CostTimings:
+                  budget_s: float = BUDGET_S, repeat: int = REPEAT) -> CostTimings:
     """Forward+backward of the SLAF op at each degree (backend "auto"), the PAU formula (eager) of the type
     with each of `pau_degrees` + 1 parameters (degree >= 2: a denominator), and each target's native
     activation, all in the same interleaved rounds."""
@@ -118,7 +126,7 @@ def measure_costs(targets: Iterable, degrees: Iterable[int], pau_degrees: Iterab
         fns[("native", name)] = native_fn(f, mode, x, gy)
     sync = torch.cuda.synchronize if device == "cuda" else None
     seconds, rounds = interleaved_minima(fns, min_rounds=min_rounds, max_rounds=max_rounds, budget_s=budget_s,
-                                         sync=sync)
+                                         repeat=repeat, sync=sync)
     return CostTimings(seconds, size, dtype, device, rounds, torch.get_num_threads(),
                        resolve_backend("auto", x), torch.__version__,
-                       {name: op for name, (op, _) in natives.items()})
+                       {name: op for name, (op, _) in natives.items()}, repeat)

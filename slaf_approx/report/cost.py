@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from matplotlib.figure import Figure
 
 from .._markdown import table
+from ..executors import one_thread
 from .data import TOLERANCES, Group, is_rational, target_of
 from .labels import fmt, interval
 
@@ -194,7 +195,8 @@ def timing_note(timings) -> str:
 
     return (f"CPU timings (this machine): forward+backward (gradients for x and for the learnable "
             f"coefficients) of {size_label(timings.size)} {timings.dtype} elements, minimum over "
-            f"{timings.rounds} interleaved rounds, {timings.threads} torch threads, torch {timings.torch}; "
+            f"{timings.rounds} interleaved rounds of {timings.repeat} calls each, {timings.threads} torch "
+            f"threads, torch {timings.torch}; "
             f"SLAF on backend auto ({timings.backend}), PAU in eager torch. GPU: not measured.")
 
 
@@ -279,7 +281,8 @@ def section(gs: Sequence[Group], timings, tags: Mapping[tuple, str], *,
            timing_note(timings), ""]
     figs: dict[str, Figure] = {}
     for g in gs:
-        pts = {dt: group_points(g, timings, dt, error=error, native=native) for dt in dtypes}
+        with one_thread():  # small tensors: a second thread only spins, and on a loaded machine 100x slower
+            pts = {dt: group_points(g, timings, dt, error=error, native=native) for dt in dtypes}
         md += [f"### {g.target} on {interval(g.lo, g.hi)}", ""]
         if not all(pts.values()):
             md += [f"No native activation timed for {g.target} (torch has no op for it with these "

@@ -232,13 +232,15 @@ def test_write_report_adds_the_section_and_one_png_per_target_only_with_timings(
 def test_measure_costs_times_every_asked_workload_with_the_native_ops_of_precision():
     from slaf_approx.precision import native_op
 
+    threads_before = torch.get_num_threads()
     t = accuracy.measure_costs(["gelu", "swish", "abs"], [2, 8], [2, 5], size=2**10, min_rounds=1,
                                max_rounds=1, budget_s=0.0, repeat=2)
     assert set(t.seconds) == {("slaf", 2), ("slaf", 8), ("pau", 2), ("pau", 5), ("native", "gelu"),
                               ("native", "swish"), ("native", "abs")}
     assert all(0 < v < math.inf for v in t.seconds.values()), t.seconds
     assert t.natives == {"gelu": "F.gelu", "swish": "F.silu", "abs": "torch.abs"}
-    assert (t.size, t.dtype, t.device, t.rounds, t.repeat) == (2**10, "float32", "cpu", 1, 2)
+    assert (t.size, t.dtype, t.device, t.rounds, t.repeat, t.threads) == (2**10, "float32", "cpu", 1, 2, 1)
+    assert torch.get_num_threads() == threads_before  # restored
     assert t.backend in ("fused", "reference")
     assert native_op("swish")[0] == "F.silu" and native_op(cost_target("swish", beta=2.0)) is None
     with pytest.raises(ValueError, match="degree >= 2"):

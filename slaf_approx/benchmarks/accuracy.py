@@ -5,7 +5,7 @@ Every callable comes from :mod:`.workloads` (the benchmarks' own workloads: grad
 learnable coefficients, grad y given), so what is timed here is what ``slaf-approx bench`` times. They are
 timed in interleaved rounds: each round calls every workload REPEAT times, in the same order, so that a burst
 of load on a shared machine slows all of them alike instead of one; a workload's figure is the minimum over
-its calls (the least disturbed one), with all torch threads.
+its calls (the least disturbed one), with THREADS torch threads.
 The report divides each figure by the native activation's, measured in the same rounds.
 
 Rounds continue until ``budget_s`` seconds have passed, at least ``min_rounds`` and at most ``max_rounds``,
@@ -31,6 +31,9 @@ MIN_ROUNDS, MAX_ROUNDS, BUDGET_S = 3, 40, 8.0
 #: calls per workload in a round, back to back: the first after another workload's large allocations is
 #: slower (caches, allocator), and a short native op needs several tries for one undisturbed call
 REPEAT = 3
+#: torch threads while timing: one, so that the figures are per core and do not swing with the machine's
+#: load (two threads on a busy 2-core VM spin-wait for each other: 30x slower rounds, ratios off by 2x)
+THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -103,10 +106,11 @@ def native_ops(targets: Iterable) -> dict[str, tuple[str, Callable]]:
 def measure_costs(targets: Iterable, degrees: Iterable[int], pau_degrees: Iterable[int], *,
                   size: int = COST_SIZE, dtype: str = COST_DTYPE, device: str = "cpu",
                   min_rounds: int = MIN_ROUNDS, max_rounds: int = MAX_ROUNDS,
-                  budget_s: float = BUDGET_S, repeat: int = REPEAT) -> CostTimings:
+                  budget_s: float = BUDGET_S, repeat: int = REPEAT, threads: int = THREADS) -> CostTimings:
     """Forward+backward of the SLAF op at each degree (backend "auto"), the PAU formula (eager) of the type
     with each of `pau_degrees` + 1 parameters (degree >= 2: a denominator), and each target's native
-    activation, all in the same interleaved rounds."""
+    activation, all in the same interleaved rounds, with `threads` torch threads (the fused kernel follows
+    torch's count)."""
     import torch
 
     from ..kernels import resolve_backend
@@ -114,6 +118,8 @@ def measure_costs(targets: Iterable, degrees: Iterable[int], pau_degrees: Iterab
     low = [d for d in pau_degrees if d < 2]
     if low:
         raise ValueError(f"a PAU needs a denominator: degree >= 2, got {low[0]}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     mode = "forward+backward"
     x, gy = make_input(size, dtype, device)
     fns: dict[tuple, Callable] = {}
@@ -125,8 +131,13 @@ def measure_costs(targets: Iterable, degrees: Iterable[int], pau_degrees: Iterab
     for name, (_, f) in natives.items():
         fns[("native", name)] = native_fn(f, mode, x, gy)
     sync = torch.cuda.synchronize if device == "cuda" else None
-    seconds, rounds = interleaved_minima(fns, min_rounds=min_rounds, max_rounds=max_rounds, budget_s=budget_s,
-                                         repeat=repeat, sync=sync)
-    return CostTimings(seconds, size, dtype, device, rounds, torch.get_num_threads(),
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        seconds, rounds = interleaved_minima(fns, min_rounds=min_rounds, max_rounds=max_rounds,
+                                             budget_s=budget_s, repeat=repeat, sync=sync)
+    finally:
+        torch.set_num_threads(before)
+    return CostTimings(seconds, size, dtype, device, rounds, threads,
                        resolve_backend("auto", x), torch.__version__,
                        {name: op for name, (op, _) in natives.items()}, repeat)

@@ -151,7 +151,8 @@ def test_the_section_and_its_figure_from_given_timings_and_errors(tmp_path):
     text = "\n".join(md)
     assert md[0] == "## Accuracy against cost"
     assert "CPU timings (this machine)" in text and "GPU: not measured" in text and "2^16 float32" in text
-    assert "minimum over 7 interleaved rounds of 3 calls each" in text and "backend auto (fused)" in text
+    assert "minimum over 7 interleaved rounds of 3 calls each, 2 torch threads" in text
+    assert "backend auto (fused)" in text
     assert "![achieved error against forward+backward cost for gelu](accuracy_gelu.png)" in text
     # float32: the native's error 0 at cost 1 dominates SLAF n = 8 (also cost 1) and every PAU
     assert ("Pareto front in float32, cheapest first: SLAF n = 2 (0.62×, 0.0625); SLAF n = 4 (0.75×, "

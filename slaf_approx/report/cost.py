@@ -196,7 +196,7 @@ def timing_note(timings) -> str:
     return (f"CPU timings (this machine): forward+backward (gradients for x and for the learnable "
             f"coefficients) of {size_label(timings.size)} {timings.dtype} elements, minimum over "
             f"{timings.rounds} interleaved rounds of {timings.repeat} calls each, {timings.threads} torch "
-            f"threads, torch {timings.torch}; "
+            f"thread{'s' if timings.threads != 1 else ''}, torch {timings.torch}; "
             f"SLAF on backend auto ({timings.backend}), PAU in eager torch. GPU: not measured.")
 
 
@@ -283,7 +283,7 @@ def section(gs: Sequence[Group], timings, tags: Mapping[tuple, str], *,
     for g in gs:
         with one_thread():  # small tensors: a second thread only spins, and on a loaded machine 100x slower
             pts = {dt: group_points(g, timings, dt, error=error, native=native) for dt in dtypes}
-        md += [f"### {g.target} on {interval(g.lo, g.hi)}", ""]
+        md += [f"**{g.target} on {interval(g.lo, g.hi)}**", ""]
         if not all(pts.values()):
             md += [f"No native activation timed for {g.target} (torch has no op for it with these "
                    "parameters): no cost ratio.", ""]

@@ -385,7 +385,7 @@ def cmd_report(args) -> int:
     rows = read_table(args.results)
     path = write_report(rows, out, overlay_degree=args.overlay_degree,
                         meta=_meta(f"slaf-approx report {args.results}", 0.0) | {"seconds": "-"},
-                        bench=bench)
+                        bench=bench, dtypes=_dtypes(args))
     print(f"report -> {path}", file=sys.stderr)
     return 0
 
@@ -422,7 +422,7 @@ def cmd_run(args) -> int:
     rows = [r.to_dict() for r in recs]
     try:
         path = write_report(rows, out, overlay_degree=8, meta=_meta("slaf-approx run", seconds),
-                            kernel_table=quick_kernel_table(**table_args), bench=bench,
+                            kernel_table=quick_kernel_table(**table_args), bench=bench, dtypes=_dtypes(args),
                             cost=_cost_timings(rows, args.quick))
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; the results table in {str(out)!r} is written, the report is not "
@@ -822,6 +822,21 @@ def _add_run_options(p) -> None:
                    help="the Dask scheduler's address, e.g. tcp://scheduler-host:8786 (with --executor dask)")
 
 
+def _add_dtypes(p) -> None:
+    from .precision import DTYPES
+
+    p.add_argument("--dtypes", nargs="*", choices=DTYPES, default=None, metavar="DTYPE",
+                   help="the report's floor: the minimax fits' achieved errors in these dtypes, drawn and "
+                        f"summarised; allowed: {', '.join(DTYPES)}; default: float32 bfloat16 float16; "
+                        "the flag alone: no floor")
+
+
+def _dtypes(args) -> tuple[str, ...]:
+    from .report.data import REPORT_DTYPES
+
+    return REPORT_DTYPES if args.dtypes is None else tuple(args.dtypes)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .bases import BASES, VARIABLES
     from .expand import MAX_TERMS_LIMIT
@@ -906,6 +921,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--bench", default=None, metavar="RUN.json",
                    help="a benchmark run for the Summary's kernel costs; default: OUT/bench/run-cpu.json (or "
                         "-cuda), else beside the results table; none found: 'not measured'")
+    _add_dtypes(r)
     r.set_defaults(func=cmd_report)
 
     e = add("expand", "a random Linear/SLAF network as an explicit polynomial")
@@ -943,6 +959,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="a smoke run: 200 optimizer steps, a short "
                      "kernel table, into .scratch/run/")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_dtypes(run)
     _add_run_options(run)
     run.set_defaults(func=cmd_run)
 

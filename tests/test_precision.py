@@ -232,3 +232,70 @@ def test_cli_fit_dtype(capsys):
     assert cli.main(["fit", "gelu", "-n", "6", "--dtype", "float8"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "invalid choice: 'float8'" in err[0], err
+
+
+# ----------------------------------------------------------------------------------------------------
+# The floor in the report
+# ----------------------------------------------------------------------------------------------------
+def test_floor_degree_and_native_degree_follow_their_definitions():
+    from slaf_approx.report.data import Floor
+
+    exact = {2: 1e-1, 4: 1e-2, 6: 1e-3, 8: 1e-4, 10: 1e-5}
+    fl = Floor("bfloat16", {2: 1e-1, 4: 1.3e-2, 6: 9e-3, 8: 8e-3, 10: 8.5e-3}, 1e-2, exact)
+    assert fl.best == 8e-3 and fl.floor_degree() == 6  # 9e-3 <= 1.5 * 8e-3 < 1.3e-2
+    assert fl.native_degree() == 6  # the lowest degree with achieved <= native
+    still_falling = Floor("float32", {d: 1.01 * e for d, e in exact.items()}, 1e-7, exact)
+    assert still_falling.floor_degree() is None and still_falling.native_degree() is None
+    assert Floor("float16", fl.achieved, None, exact).native_degree() is None
+
+
+@pytest.fixture(scope="module")
+def gelu_rows():
+    from slaf_approx.fit import fit_degrees
+
+    return [r.to_dict() for r in fit_degrees("gelu", [2, 4, 6, 8, 10, 12, 14], "minimax")]
+
+
+def test_report_floors_measure_the_minimax_series_per_dtype(gelu_rows):
+    from slaf_approx.report.data import floors, groups
+    from slaf_approx.report.tables import floor_table
+
+    (g,) = groups(gelu_rows)
+    fls = {f.dtype: f for f in floors(g, ("float32", "bfloat16"))}
+    for r in gelu_rows:
+        assert fls["bfloat16"].achieved[r["degree"]] == P.achieved_error(r, "bfloat16").max_error
+    assert fls["bfloat16"].native == P.native_error("gelu", -3, 3, "bfloat16").max_error
+    # bfloat16 stops gaining by degree 10 (ulp 2^-6 near |y| = 3); float32 still follows the exact error
+    assert fls["bfloat16"].floor_degree() is not None and fls["bfloat16"].floor_degree() <= 10, fls
+    assert fls["float32"].floor_degree() is None, fls["float32"]
+    text = floor_table([(g, list(fls.values()))])
+    assert "| gelu on [-3, 3] | float32 |" in text and "not reached up to n = 14" in text, text
+
+
+def test_error_figure_draws_the_achieved_error_per_dtype(gelu_rows):
+    from slaf_approx.report.data import floors, groups
+    from slaf_approx.report.figures import error_figure
+
+    (g,) = groups(gelu_rows)
+    fls = floors(g, ("float32", "bfloat16"))
+    fig = error_figure(g, "gelu", floors=fls)
+    ax = fig.axes[0]
+    dashed = [ln for ln in ax.get_lines() if ln.get_color() in ("tab:purple", "tab:brown")]
+    assert len(dashed) == 4  # per dtype the achieved series and the native op's level
+    ys = sorted(float(np.max(ln.get_ydata())) for ln in dashed)
+    want = sorted([max(fls[0].achieved.values()), fls[0].native, max(fls[1].achieved.values()),
+                   fls[1].native])
+    assert np.allclose(ys, want, rtol=1e-12), (ys, want)
+    labels = [t.get_text() for t in fig.axes[len(fig.axes) // 2].get_legend().get_texts()]
+    assert any("in bfloat16 (- -); native op in bfloat16" in s for s in labels), labels
+
+
+def test_run_and_report_take_the_floor_dtypes():
+    from slaf_approx import cli
+    from slaf_approx.report.data import REPORT_DTYPES
+
+    p = cli.build_parser()
+    assert cli._dtypes(p.parse_args(["report"])) == REPORT_DTYPES
+    assert cli._dtypes(p.parse_args(["run", "--dtypes", "bfloat16"])) == ("bfloat16",)
+    assert cli._dtypes(p.parse_args(["report", "--dtypes"])) == ()  # the flag alone: no floor
+    assert cli.main(["report", "--dtypes", "float8"]) == 2

@@ -252,3 +252,30 @@ def cost_target(name, **params):
     from slaf_approx.targets import get_target
 
     return get_target(name, **params)
+
+
+def test_without_a_minimax_series_the_slaf_points_are_the_lowest_error_chebyshev_fits():
+    g = _group()
+    g = Group(g.target, g.lo, g.hi, g.params, [r for r in g.rows if r["method"] != "minimax"])
+    slaf, _ = cost.candidates(g)
+    assert {d: (r["method"], r["basis"]) for d, r in slaf.items()} == {d: ("lstsq", "chebyshev")
+                                                                        for d in (2, 4, 8)}
+
+
+def test_errors_the_floor_measured_are_reused_and_the_others_computed():
+    from slaf_approx.report.data import Floor
+
+    g = _group()
+    slaf, pau = cost.candidates(g)
+    fl = Floor("float32", {2: 0.5, 8: 0.25}, 1e-6, {2: slaf[2]["max_error"], 8: 123.0})  # 8: another row
+    asked = []
+
+    def compute(r, dt):
+        asked.append((r["method"], r["degree"], dt))
+        return 7.0
+
+    err, nat = cost.reuse_floors([fl], compute, lambda g, dt: 3.0)
+    assert err(slaf[2], "float32") == 0.5 and asked == []
+    assert [err(slaf[8], "float32"), err(slaf[2], "bfloat16"), err(pau[2], "float32")] == [7.0] * 3
+    assert asked == [("minimax", 8, "float32"), ("minimax", 2, "bfloat16"), ("rational", 2, "float32")]
+    assert nat(g, "float32") == 1e-6 and nat(g, "bfloat16") == 3.0

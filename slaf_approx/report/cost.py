@@ -4,8 +4,9 @@ reaching each tolerance.
 
 The points of a target (one group of the results table):
 
-* the polynomial SLAF by degree: per degree, the Chebyshev-basis fit (the SLAF layer's default basis) with
-  the lowest float64 max error over the methods, timed on the default backend ("auto");
+* the polynomial SLAF by degree: the minimax series (Chebyshev basis preferred, the SLAF layer's default;
+  the rows whose floor the report measures), else per degree the Chebyshev fit of lowest float64 max
+  error, timed on the default backend ("auto");
 * the PAU-style rational P/Q by type: per type (m, n) with n >= 1, the fit in form "pau" with the lowest
   float64 max error, timed as the PAU formula in eager torch;
 * the native activation (F.gelu for GELU, ...) at cost 1, with its own error in the dtype.
@@ -26,7 +27,7 @@ from matplotlib.figure import Figure
 
 from .._markdown import table
 from ..executors import one_thread
-from .data import TOLERANCES, Group, is_rational, target_of
+from .data import TOLERANCES, Floor, Group, is_rational, poly_minimax, target_of
 from .labels import fmt, interval
 
 #: the dtypes of the panels: the error in float32 and in bfloat16, against the same (float32) timings
@@ -79,7 +80,10 @@ def cheapest(points: Sequence[tuple[float, float]], tol: float) -> int | None:
 # The points of a group
 # ----------------------------------------------------------------------------------------------------
 def candidates(g: Group) -> tuple[dict[int, dict], dict[int, dict]]:
-    """({degree: SLAF row}, {m + n: PAU row}): per degree the row of lowest float64 max error."""
+    """({degree: SLAF row}, {m + n: PAU row}). SLAF: the minimax series (chebyshev preferred, the rows
+    the report's floor measures) where the group has one, else per degree the chebyshev row of lowest
+    float64 max error; PAU: per m + n the form-pau row of lowest float64 max error."""
+    mm = {d: r for d, r in poly_minimax(g).items() if d >= 1 and math.isfinite(float(r["max_error"]))}
     slaf: dict[int, dict] = {}
     pau: dict[int, dict] = {}
     for r in g.rows:
@@ -97,7 +101,7 @@ def candidates(g: Group) -> tuple[dict[int, dict], dict[int, dict]]:
         d = int(r["degree"])
         if d not in pick or float(err) < float(pick[d]["max_error"]):
             pick[d] = r
-    return dict(sorted(slaf.items())), dict(sorted(pau.items()))
+    return dict(sorted((mm or slaf).items())), dict(sorted(pau.items()))
 
 
 def _type(r: Mapping) -> tuple[int, int]:
@@ -118,6 +122,27 @@ def native_max(g: Group, dtype: str) -> float | None:
     tg = target_of(g)
     a = None if tg is None else native_error(tg, g.lo, g.hi, dtype)
     return None if a is None else a.max_error
+
+
+def reuse_floors(fls: Sequence[Floor], error: Callable[[Mapping, str], float] | None = None,
+                 native: Callable[[Group, str], float | None] | None = None):
+    """(error, native) functions that take the achieved errors the report's floor already measured (the
+    same minimax rows: degree and float64 max error agree) and compute the others."""
+    error = error or achieved_max
+    native = native or native_max
+    by = {fl.dtype: fl for fl in fls}
+
+    def err(r: Mapping, dt: str) -> float:
+        fl = by.get(dt)
+        d = int(r["degree"])
+        if fl is not None and not is_rational(r) and d in fl.achieved and fl.exact.get(d) == r["max_error"]:
+            return fl.achieved[d]
+        return error(r, dt)
+
+    def nat(g: Group, dt: str) -> float | None:
+        return by[dt].native if dt in by else native(g, dt)
+
+    return err, nat
 
 
 def group_points(g: Group, timings, dtype: str, *,
@@ -266,23 +291,27 @@ def cost_figure(points: Mapping[str, Sequence[CostPoint]], title: str, timings) 
 def section(gs: Sequence[Group], timings, tags: Mapping[tuple, str], *,
             error: Callable[[Mapping, str], float] | None = None,
             native: Callable[[Group, str], float | None] | None = None,
-            dtypes: Sequence[str] = COST_DTYPES) -> tuple[list[str], dict[str, Figure]]:
+            dtypes: Sequence[str] = COST_DTYPES,
+            floors: Mapping[tuple, Sequence[Floor]] | None = None) -> tuple[list[str], dict[str, Figure]]:
     """(Markdown lines of the "Accuracy against cost" section, {PNG name: figure}) for timings taken in
-    this run (benchmarks.accuracy.measure_costs)."""
+    this run (benchmarks.accuracy.measure_costs). `floors`: per group key the report's floors, whose
+    achieved errors are reused (see :func:`reuse_floors`)."""
     md = ["## Accuracy against cost", ""]
     tols = ", ".join(f"{t:g}" for t in TOLERANCES)
     md += [f"Achieved max error in {' and '.join(dtypes)} (each approximant evaluated as its kernel "
            "evaluates it, inputs and output in the dtype, against the float64 target) against the measured "
            "forward+backward time, as a ratio to the native activation's time in the same rounds. Points: "
-           "the SLAF polynomial by degree n (the Chebyshev fit of lowest float64 error at each n), the "
-           "PAU-style P/(1 + |Q|) by type (m, n) (the form-pau fit of lowest float64 error), and the native "
-           "activation at ratio 1. Both panels use the float32 timings. The tables give, per dtype, the "
-           f"cheapest SLAF or PAU that reaches each of {tols}, and the native activation's own error.", "",
+           "the SLAF polynomial by degree n (the minimax series where fitted, Chebyshev basis preferred), "
+           "the PAU-style P/(1 + |Q|) by type (m, n) (the form-pau fit of lowest float64 error), and the "
+           "native activation at ratio 1. Both panels use the float32 timings. The tables give, per dtype, "
+           f"the cheapest SLAF or PAU that reaches each of {tols}, and the native activation's own error.",
+           "",
            timing_note(timings), ""]
     figs: dict[str, Figure] = {}
     for g in gs:
+        err, nat = reuse_floors((floors or {}).get(g.key, ()), error, native)
         with one_thread():  # small tensors: a second thread only spins, and on a loaded machine 100x slower
-            pts = {dt: group_points(g, timings, dt, error=error, native=native) for dt in dtypes}
+            pts = {dt: group_points(g, timings, dt, error=err, native=nat) for dt in dtypes}
         md += [f"**{g.target} on {interval(g.lo, g.hi)}**", ""]
         if not all(pts.values()):
             md += [f"No native activation timed for {g.target} (torch has no op for it with these "

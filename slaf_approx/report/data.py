@@ -257,3 +257,59 @@ def kernel_cost(bench: Sequence[Mapping] | None, degree: int) -> str:
     where = "" if d == degree else f" (measured at n = {d})"
     return (f"{best['median'] / best['size'] * 1e9:.3g} ns/element, {best['backend']} forward, "
             f"{best.get('dtype', '')} {best.get('device', '')}{where}").replace("  ", " ")
+
+
+# --------------------------------------------------------------------------------------------
+# The floor in a dtype: the polynomial minimax series evaluated as the kernels evaluate it
+# --------------------------------------------------------------------------------------------
+#: the dtypes whose achieved errors the report draws and summarises
+REPORT_DTYPES = ("float32", "bfloat16", "float16")
+#: a higher degree "gains nothing" in a dtype once the achieved error is within this factor of the best
+#: achieved error of that dtype (rounding, not the approximation, then sets the error)
+FLOOR_FACTOR = 1.5
+
+
+@dataclass
+class Floor:
+    """The achieved max error in `dtype` by degree of a group's polynomial minimax series, and the native
+    activation's error in the same dtype (None: torch has no op for the target)."""
+
+    dtype: str
+    achieved: dict[int, float]
+    native: float | None
+    exact: dict[int, float]  # the same fits' float64 max errors
+
+    @property
+    def best(self) -> float:
+        return min(self.achieved.values())
+
+    def floor_degree(self) -> int | None:
+        """The lowest degree whose achieved error is within FLOOR_FACTOR of the best: beyond it a higher
+        degree gains nothing in this dtype. None while the exact error still sets the achieved one at the
+        highest degree (achieved < FLOOR_FACTOR times exact there): the series has not reached the floor."""
+        top = max(self.achieved)
+        if self.achieved[top] < FLOOR_FACTOR * self.exact[top]:
+            return None
+        return min(d for d, e in self.achieved.items() if e <= FLOOR_FACTOR * self.best)
+
+    def native_degree(self) -> int | None:
+        """The lowest degree at least as accurate as the native activation in this dtype (None: none)."""
+        if self.native is None:
+            return None
+        return next((d for d, e in sorted(self.achieved.items()) if e <= self.native), None)
+
+
+def floors(group: Group, dtypes: Sequence[str] = REPORT_DTYPES) -> list[Floor]:
+    """Per dtype the :class:`Floor` of the group's polynomial minimax series (chebyshev preferred); [] when
+    the group has no such series or its target is not in the catalogue. Measured here, from the rows'
+    coefficients (slaf_approx.precision), not read from the table: one fit serves every dtype."""
+    from ..precision import achieved_error, native_error
+
+    s = {d: r for d, r in poly_minimax(group).items() if d >= 1 and math.isfinite(r["max_error"])}
+    tg = target_of(group)
+    if not s or tg is None:
+        return []
+    exact = {d: r["max_error"] for d, r in s.items()}
+    return [Floor(dt, {d: achieved_error(r, dt, target=tg).max_error for d, r in s.items()},
+                  getattr(native_error(tg, group.lo, group.hi, dt), "max_error", None), exact)
+            for dt in dtypes]

@@ -23,6 +23,7 @@ from ..problem import approximant
 from .data import (
     ROUNDOFF,
     SAME_RTOL,
+    Floor,
     Group,
     diverges,
     find_group,
@@ -54,6 +55,8 @@ BASIS_STYLES = {  # marker, linestyle, marker size
 #: theory lines: black/grey, dash patterns no series uses, short enough to show twice in a legend sample
 THEORY_STYLES = [("black", (0, (4, 2))), ("0.35", (0, (5, 1.5, 1, 1.5))), ("black", (0, (1, 1.2)))]
 THEORY_WIDTH = 1.7
+#: the achieved-error lines, one colour per dtype (data.REPORT_DTYPES order)
+DTYPE_COLOURS = ("tab:purple", "tab:brown", "tab:olive", "tab:cyan")
 #: legend samples, in font sizes: long enough to show two periods of every dash pattern used
 LEGEND_HANDLE = 4.5
 LEGEND_FONT = 7.5
@@ -105,15 +108,41 @@ def panels(bundles: Sequence[Sequence], n_theory: int) -> list[tuple[str, list]]
     return out
 
 
-def error_figure(rows, target: str, interval_=None, *, params: Mapping | None = None) -> Figure:
+def _floor_column(cols) -> int | None:
+    """The column holding the polynomial minimax series (where the achieved errors per dtype are drawn)."""
+    return next((i for i, (_, bs) in enumerate(cols) if any(b[0][0] == "minimax" for b in bs)), None)
+
+
+def _draw_floors(ax, fls: Sequence[Floor], handles: list, labels: list) -> None:
+    """Per dtype: the minimax series' achieved max error (dashed) and the native op's error (dotted)."""
+    for fl, colour in zip(fls, DTYPE_COLOURS, strict=False):
+        x, y = _positive(list(fl.achieved), list(fl.achieved.values()))
+        (h,) = ax.plot(x, y, color=colour, linestyle=(0, (5, 2)), linewidth=1.4, marker=".", markersize=4,
+                       zorder=THEORY_Z + 1)
+        label = f"minimax/chebyshev in {fl.dtype} (- -)"
+        if fl.native is not None and fl.native > 0:
+            ax.axhline(fl.native, color=colour, linestyle=(0, (1, 1.5)), linewidth=1.2, zorder=THEORY_Z + 1)
+            label += f"; native op in {fl.dtype} (···)"
+        elif fl.native == 0:
+            label += f"; native op exact in {fl.dtype}"
+        handles.append(h)
+        labels.append(label)
+
+
+def error_figure(rows, target: str, interval_=None, *, params: Mapping | None = None,
+                 floors: Sequence[Floor] = ()) -> Figure:
     """Max error (top row, with theory curves) and rms error (bottom row) against degree, log scale; one
-    column per family of methods, each with its own legend under it (never over the data)."""
+    column per family of methods, each with its own legend under it (never over the data). `floors`
+    (:func:`~.data.floors`): the minimax series' achieved errors per dtype, drawn dashed in its column with
+    the native activation's error in that dtype dotted."""
     g = find_group(rows, target, interval_, params)
     ss = series(g)
     bundles = merge_same(ss)
     degrees = np.array([d for d in g.degrees if d >= 1] or g.degrees, dtype=float)
     curves = theory_curves(g, degrees)
-    cols = panels(bundles, len(curves)) or [("", [])]
+    cols = panels(bundles, len(curves) + len(floors)) or [("", [])]
+    fcol = _floor_column(cols) if floors else None
+    fvals = [v for fl in floors for v in [*fl.achieved.values(), fl.native or 0.0]]
     div = {b[0]: diverges(ss[b[0]]) for b in bundles}
     fig = Figure(figsize=(1.2 + 4.3 * len(cols), 9.0), dpi=DPI, layout="constrained")
     axes = fig.subplots(2, len(cols), sharex=True, squeeze=False)
@@ -123,7 +152,8 @@ def error_figure(rows, target: str, interval_=None, *, params: Mapping | None = 
         for col, (_, bs) in enumerate(cols):
             ax = axes[row, col]
             lim = _limits(ss, [b for b in bs if div[b[0]] is None], what,
-                          [c[:1] for c in curves.values()] if row == 0 else [])
+                          ([c[:1] for c in curves.values()] if row == 0 else [])
+                          + ([fvals] if row == 0 and col == fcol else []))
             handles, labels = [], []
             for b in bs:
                 s = ss[b[0]]
@@ -148,6 +178,8 @@ def error_figure(rows, target: str, interval_=None, *, params: Mapping | None = 
                     (h,) = ax.plot(x, y, color=colour, linestyle=ls, linewidth=THEORY_WIDTH, zorder=THEORY_Z)
                     handles.append(h)
                     labels.append(f"theory: {name}")
+                if col == fcol:
+                    _draw_floors(ax, floors, handles, labels)
             if lim is not None:
                 ax.set_ylim(*lim)
             rational = any(base_method(k[0]) != k[0] for k in ss)

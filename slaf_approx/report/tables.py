@@ -15,6 +15,7 @@ from .._markdown import cell, table
 from .._markdown import split_table as _split
 from .data import (
     TOLERANCES,
+    Floor,
     Group,
     bound_columns,
     find_group,
@@ -206,3 +207,26 @@ def cost_table(rows) -> str:
     body = [[m, b, str(len(s)), fmt(float(np.median(s))), fmt(float(np.sum(s)))]
             for (m, b), s in sorted(by.items(), key=lambda kv: (order((kv[0][0], "", "", "")), kv[0][1]))]
     return table(["method", "basis", "fits", "median s/fit", "total s"], body, "llrrr")
+
+
+def floor_table(per_group: Sequence[tuple[Group, Sequence[Floor]]]) -> str:
+    """Markdown for the Summary: per target and dtype, the polynomial minimax series' best achieved error,
+    the degree beyond which a higher one gains nothing (:meth:`Floor.floor_degree`), the native activation's
+    error in the dtype and the lowest degree as accurate as it; '' when nothing was measured."""
+    body = []
+    for g, fls in per_group:
+        for fl in fls:
+            top = max(fl.achieved)
+            best = min(fl.achieved, key=lambda d: (fl.achieved[d], d))
+            floor = fl.floor_degree()
+            nd = fl.native_degree()
+            body.append([f"{g.target} on {interval(g.lo, g.hi)}", fl.dtype, f"{fmt(fl.best)} (n = {best})",
+                         f"n = {floor}" if floor is not None else f"not reached up to n = {top}",
+                         "no native op" if fl.native is None else fmt(fl.native),
+                         "-" if fl.native is None else f"n = {nd}" if nd is not None
+                         else f"none up to n = {top}"])
+    if not body:
+        return ""
+    header = ["target", "dtype", "best achieved error", "no gain beyond", "native op's error",
+              "as accurate as native from"]
+    return table(header, body, "llrlrl")

@@ -9,13 +9,25 @@ from pathlib import Path
 
 from .._io import atomic_write, save_figure
 from .cost import section as cost_section
-from .data import STALL_GAP, TOLERANCES, Group, groups, params_key, rel_gap, target_of
+from .data import (
+    FLOOR_FACTOR,
+    REPORT_DTYPES,
+    STALL_GAP,
+    TOLERANCES,
+    Group,
+    floors,
+    groups,
+    params_key,
+    rel_gap,
+    target_of,
+)
 from .figures import error_figure, overlay_figure, pick_overlay
 from .figures import title as group_title
 from .labels import basis_label, degree_list, fmt, interval, order
 from .prose import findings, gradient_findings, summary_lines, target_lines, theory_note
 from .tables import (
     cost_table,
+    floor_table,
     glance_table,
     gradient_table,
     minimax_table,
@@ -62,8 +74,24 @@ def meta_line(meta: Mapping | None) -> str:
     return "**Machine and date:** " + "; ".join(parts) + "."
 
 
-def summary(gs: Sequence[Group], bench: Sequence[Mapping] | None) -> list[str]:
-    """The Summary section: per group, the degree each method needs for each tolerance."""
+def floor_lines(per_group) -> list[str]:
+    """The Summary's part on dtypes: the floor table (see tables.floor_table), or nothing."""
+    t = floor_table(per_group)
+    if not t:
+        return []
+    return ["**The floor in each dtype.** The minimax (chebyshev) fits evaluated as the SLAF kernels "
+            "evaluate them in the dtype (coefficients and inputs in it, the kernel's compute precision, "
+            "output rounded to it) against the float64 target at every representable input (float32: a dense "
+            "sample plus the error's extremum neighbourhoods). 'No gain beyond n': the lowest degree whose "
+            f"achieved error is within {FLOOR_FACTOR:g}× the best in that dtype, given only where rounding "
+            f"sets the error at the highest degree (achieved ≥ {FLOOR_FACTOR:g}× exact there). 'Native op': "
+            "torch's own activation in the dtype (F.gelu, F.silu, torch.tanh, ...), measured the same way.",
+            "", t]
+
+
+def summary(gs: Sequence[Group], bench: Sequence[Mapping] | None, per_group=()) -> list[str]:
+    """The Summary section: per group, the degree each method needs for each tolerance; then the floor in
+    each dtype (`per_group`: (group, floors) pairs)."""
     tols = ", ".join(f"{t:g}" for t in TOLERANCES)
     md = ["## Summary", "",
           f"For each target: the lowest degree n at which each method's max error reaches {tols} (over its "
@@ -78,15 +106,17 @@ def summary(gs: Sequence[Group], bench: Sequence[Mapping] | None) -> list[str]:
     if lines:
         md += ["Diverging series (their errors grow with the degree; clipped in the plots):", ""]
         md += [f"- {s}" for s in lines] + [""]
-    return md
+    return md + floor_lines(per_group)
 
 
 def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-approx report",
                  meta: dict | None = None, kernel_table: str | None = None,
-                 bench: Sequence[Mapping] | None = None, cost=None) -> Path:
+                 bench: Sequence[Mapping] | None = None, dtypes: Sequence[str] = REPORT_DTYPES,
+                 cost=None) -> Path:
     """Write README.md, error_<target>.png and overlay_<target>.png into `outdir`; returns README's path.
 
     `bench`: records of a benchmark run (``slaf_approx.benchmarks.records``) for the Summary's kernel costs.
+    `dtypes`: those whose achieved errors (the floor, :func:`~.data.floors`) are drawn and summarised.
     `cost`: timings of this run (``slaf_approx.benchmarks.accuracy.measure_costs``) for the "Accuracy against
     cost" section and its accuracy_<target>.png; without them the section is left out.
     Each file is written to a temporary file in `outdir` and moved into place, so a reader never sees a
@@ -95,6 +125,7 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     gs = groups(rows)
+    fls = {g.key: floors(g, dtypes) for g in gs} if dtypes else {}
     tags = file_tags(gs)
     nrows = sum(len(g.rows) for g in gs)
     all_rows = [r for g in gs for r in g.rows]
@@ -107,7 +138,7 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
         md += [f"{nrows} fits: {len(gs)} target/interval group(s); methods {', '.join(methods)}; bases "
                f"{', '.join(bases)}; degrees {degree_list(degrees)}. Errors are measured on the fitting "
                "interval; numbers have 3 significant digits.", ""]
-        md += summary(gs, bench)
+        md += summary(gs, bench, [(g, fls[g.key]) for g in gs if fls.get(g.key)])
     else:
         md += ["No results.", ""]
 
@@ -116,7 +147,7 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
         md += [f"## {g.target} on {interval(g.lo, g.hi)}", "", f"**{group_title(g)}**", ""]
         md += target_lines(g) + [""]
         name = f"error_{tag}.png"
-        save_figure(error_figure(g, g.target), outdir / name)
+        save_figure(error_figure(g, g.target, floors=fls.get(g.key, ())), outdir / name)
         md += [f"![max and rms error against degree for {g.target}]({name})", ""]
         md += [f"- {s}" for s in findings(g)] + [""]
         note = theory_note(g)
@@ -132,7 +163,7 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
 
     md += _minimax_section(all_rows) + _rational_section(all_rows) + _gradient_section(gs)
     if cost is not None and gs:
-        lines, figs = cost_section(gs, cost, tags)
+        lines, figs = cost_section(gs, cost, tags, floors=fls)
         for name, fig in figs.items():
             save_figure(fig, outdir / name)
         md += lines

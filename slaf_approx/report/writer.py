@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .._io import atomic_write, save_figure
+from ..executors import one_thread
 from .cost import section as cost_section
 from .data import (
     FLOOR_FACTOR,
@@ -125,7 +126,8 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     gs = groups(rows)
-    fls = {g.key: floors(g, dtypes) for g in gs} if dtypes else {}
+    with one_thread():  # small tensors: a second torch thread only spin-waits (4x slower on a busy 2-core VM)
+        fls = {g.key: floors(g, dtypes) for g in gs} if dtypes else {}
     tags = file_tags(gs)
     nrows = sum(len(g.rows) for g in gs)
     all_rows = [r for g in gs for r in g.rows]

@@ -404,6 +404,18 @@ def cmd_report(args) -> int:
 FULL_STEPS, QUICK_STEPS = 2000, 200
 
 
+def _cost_timings(rows, quick: bool):
+    """Forward+backward timings of the approximants the report's "Accuracy against cost" plots."""
+    from .benchmarks.accuracy import measure_costs
+    from .report import groups
+    from .report.cost import timed_degrees
+
+    gs = groups(rows)
+    slaf, pau = timed_degrees(gs)
+    budget = dict(min_rounds=2, max_rounds=5, budget_s=1.0) if quick else {}
+    return measure_costs(sorted({g.target for g in gs}), slaf, pau, **budget)
+
+
 def cmd_run(args) -> int:
     from .report import write_report
     from .sweep import COEF_FORMATS, COEF_SUITE, DEFAULT_SUITE, RATIONAL_SUITE
@@ -419,10 +431,11 @@ def cmd_run(args) -> int:
     from .benchmarks.runtable import PEER_ROWS, quick_kernel_table
 
     table_args = dict(size=2**16, min_run_time=0.02, peers=PEER_ROWS[:3]) if args.quick else {}
+    rows = [r.to_dict() for r in recs]
     try:
-        path = write_report([r.to_dict() for r in recs], out, overlay_degree=8,
-                            meta=_meta("slaf-approx run", seconds),
-                            kernel_table=quick_kernel_table(**table_args), bench=bench, dtypes=_dtypes(args))
+        path = write_report(rows, out, overlay_degree=8, meta=_meta("slaf-approx run", seconds),
+                            kernel_table=quick_kernel_table(**table_args), bench=bench, dtypes=_dtypes(args),
+                            cost=_cost_timings(rows, args.quick))
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; the results table in {str(out)!r} is written, the report is not "
                           "complete (slaf-approx report makes it from the table)") from None

@@ -244,27 +244,45 @@ def achieved_error(row, dtype: str, *, target=None, backend: str = "auto",
 # ----------------------------------------------------------------------------------------------------
 # Native activations: one entry per catalogue target torch computes by one op (None: no native op)
 # ----------------------------------------------------------------------------------------------------
-def _native_ops() -> dict[str, Callable]:
+def _native_ops() -> dict[str, tuple[str, Callable]]:
+    """Catalogue name -> (the op's name, f(x, params)); f gives None for parameters the op does not take."""
     import torch
     import torch.nn.functional as F
 
     return {
-        "abs": lambda x, p: torch.abs(x),
-        "elu": lambda x, p: F.elu(x, alpha=p.get("alpha", 1.0)),
-        "gelu": lambda x, p: F.gelu(x),
-        "gelu_tanh": lambda x, p: F.gelu(x, approximate="tanh"),
-        "hardsigmoid": lambda x, p: F.hardsigmoid(x),
-        "hardswish": lambda x, p: F.hardswish(x),
-        "hardtanh": lambda x, p: F.hardtanh(x),
-        "leaky_relu": lambda x, p: F.leaky_relu(x, p.get("slope", 0.01)),
-        "mish": lambda x, p: F.mish(x),
-        "relu": lambda x, p: F.relu(x),
-        "sigmoid": lambda x, p: torch.sigmoid(x),
-        "silu": lambda x, p: F.silu(x),
-        "softplus": lambda x, p: F.softplus(x),
-        "swish": lambda x, p: F.silu(x) if p.get("beta", 1.0) == 1.0 else None,
-        "tanh": lambda x, p: torch.tanh(x),
+        "abs": ("torch.abs", lambda x, p: torch.abs(x)),
+        "elu": ("F.elu", lambda x, p: F.elu(x, alpha=p.get("alpha", 1.0))),
+        "gelu": ("F.gelu", lambda x, p: F.gelu(x)),
+        "gelu_tanh": ("F.gelu(tanh)", lambda x, p: F.gelu(x, approximate="tanh")),
+        "hardsigmoid": ("F.hardsigmoid", lambda x, p: F.hardsigmoid(x)),
+        "hardswish": ("F.hardswish", lambda x, p: F.hardswish(x)),
+        "hardtanh": ("F.hardtanh", lambda x, p: F.hardtanh(x)),
+        "leaky_relu": ("F.leaky_relu", lambda x, p: F.leaky_relu(x, p.get("slope", 0.01))),
+        "mish": ("F.mish", lambda x, p: F.mish(x)),
+        "relu": ("F.relu", lambda x, p: F.relu(x)),
+        "sigmoid": ("torch.sigmoid", lambda x, p: torch.sigmoid(x)),
+        "silu": ("F.silu", lambda x, p: F.silu(x)),
+        "softplus": ("F.softplus", lambda x, p: F.softplus(x)),
+        "swish": ("F.silu", lambda x, p: F.silu(x) if p.get("beta", 1.0) == 1.0 else None),
+        "tanh": ("torch.tanh", lambda x, p: torch.tanh(x)),
     }
+
+
+def native_op(target) -> tuple[str, Callable] | None:
+    """(the op's name, f(x)) of the native torch activation of `target` (a catalogue name or Target) with
+    its parameters, as :func:`native_error` measures it (the benchmarks time the same op); None where torch
+    has no op for it."""
+    import torch
+
+    tg = resolve_target(target)
+    hit = _native_ops().get(getattr(tg, "name", ""))
+    if hit is None or not hasattr(tg, "params"):
+        return None
+    name, op = hit
+    params = dict(tg.params)
+    if op(torch.zeros(1), params) is None:
+        return None
+    return name, lambda x: op(x, params)
 
 
 def native_error(target, lo: float, hi: float, dtype: str) -> Achieved | None:
@@ -275,13 +293,11 @@ def native_error(target, lo: float, hi: float, dtype: str) -> Achieved | None:
 
     check_dtype(dtype)
     tg = resolve_target(target)
-    op = _native_ops().get(getattr(tg, "name", ""))
-    if op is None or not hasattr(tg, "params"):
+    hit = native_op(tg)
+    if hit is None:
         return None
     x = inputs(lo, hi, dtype)
     with torch.no_grad():
-        y = op(torch.from_numpy(x).to(_torch_dtype(dtype)), dict(tg.params))
-    if y is None:
-        return None
+        y = hit[1](torch.from_numpy(x).to(_torch_dtype(dtype)))
     problem = FitProblem(tg, get_basis("power"), "raw", (float(lo), float(hi)))
     return _errors(x, problem.f(x), y.double().numpy())

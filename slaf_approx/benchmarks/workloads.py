@@ -213,6 +213,14 @@ def kernel_fn(
     )
 
 
+def native_fn(f, mode: str, x, gy):
+    """A no-argument callable running a torch function f(x) without parameters (a native activation) in
+    `mode`, as :func:`kernel_fn` runs its ops."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
+    return _wrap(lambda v: f(v), [], mode, x, gy)
+
+
 def layer_fn(op: str, mode: str, shape: Sequence[int], dtype: str, device: str):
     """(callable, backend) for the real layer: per-channel SLAF(LAYER_DEGREE, init='gelu') or nn.GELU on
     an input of `shape` (batch, channels, height, width)."""

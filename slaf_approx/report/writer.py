@@ -8,8 +8,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .._io import atomic_write, save_figure
+from ..executors import one_thread
 from ..results import normalise_row
 from .coefs import is_rounded, rounding_section
+from .cost import section as cost_section
 from .data import (
     FLOOR_FACTOR,
     REPORT_DTYPES,
@@ -112,11 +114,14 @@ def summary(gs: Sequence[Group], bench: Sequence[Mapping] | None, per_group=()) 
 
 def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-approx report",
                  meta: dict | None = None, kernel_table: str | None = None,
-                 bench: Sequence[Mapping] | None = None, dtypes: Sequence[str] = REPORT_DTYPES) -> Path:
+                 bench: Sequence[Mapping] | None = None, dtypes: Sequence[str] = REPORT_DTYPES,
+                 cost=None) -> Path:
     """Write README.md, error_<target>.png and overlay_<target>.png into `outdir`; returns README's path.
 
     `bench`: records of a benchmark run (``slaf_approx.benchmarks.records``) for the Summary's kernel costs.
     `dtypes`: those whose achieved errors (the floor, :func:`~.data.floors`) are drawn and summarised.
+    `cost`: timings of this run (``slaf_approx.benchmarks.accuracy.measure_costs``) for the "Accuracy against
+    cost" section and its accuracy_<target>.png; without them the section is left out.
     Each file is written to a temporary file in `outdir` and moved into place, so a reader never sees a
     half-written file.
     """
@@ -125,7 +130,8 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
     rows = [normalise_row(r) for r in rows]
     rounded = [r for r in rows if is_rounded(r)]  # their own section; the rest compare float64 fits
     gs = groups(r for r in rows if not is_rounded(r))
-    fls = {g.key: floors(g, dtypes) for g in gs} if dtypes else {}
+    with one_thread():  # small tensors: a second torch thread only spin-waits (4x slower on a busy 2-core VM)
+        fls = {g.key: floors(g, dtypes) for g in gs} if dtypes else {}
     tags = file_tags(gs)
     nrows = sum(len(g.rows) for g in gs)
     all_rows = [r for g in gs for r in g.rows]
@@ -163,6 +169,11 @@ def write_report(rows, outdir, *, overlay_degree: int = 8, title: str = "slaf-ap
 
     md += _minimax_section(all_rows) + _rational_section(all_rows) + _gradient_section(gs)
     md += rounding_section(rounded, all_rows)
+    if cost is not None and gs:
+        lines, figs = cost_section(gs, cost, tags, floors=fls)
+        for name, fig in figs.items():
+            save_figure(fig, outdir / name)
+        md += lines
     if all_rows:
         md += ["## Cost of the fits", "",
                "Wall-clock seconds per fit as recorded in the table (gradient fits of several degrees train "

@@ -218,7 +218,8 @@ def cmd_fit(args) -> int:
         m, n = len(rec.coefficients) - 1, len(rec.denominator)
         lines += [("type", f"({m}, {n}): P of degree {m} over Q of degree {n}, {m + 1 + n} parameters"),
                   ("form", f"{rec.form}: {FORM_TEXT.get(rec.form, rec.form)}")]
-    shown = ["lo", "hi", "max_error", "rms_error", "dtype", "achieved_error", "achieved_rms",
+    measured = ["dtype", "achieved_error", "achieved_rms"] if args.dtype is not None else []
+    shown = ["lo", "hi", "max_error", "rms_error", *measured,
              "levelled_error", "iterations", "converged", "note", "condition_number", "seconds"]
     if rec.error_kind != "absolute" or rec.weight != "uniform":
         shown[shown.index("levelled_error"):shown.index("levelled_error")] = ["error_kind", "weight",
@@ -717,9 +718,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--coef-dtype", choices=COEF_DTYPES, default=None,
                    help="coefficients representable in this format, fitted for it (rounding-aware; the "
                         "record gives naive rounding's error too); default: float64, not rounded")
-    f.add_argument("--dtype", choices=DTYPES, default="float64",
+    f.add_argument("--dtype", choices=DTYPES, default=None,
                    help="achieved_error/achieved_rms: the fit evaluated in this dtype as the kernels "
-                        "evaluate it, against the float64 target at the dtype's inputs")
+                        "evaluate it, against the float64 target at the dtype's inputs (default: not measured)")
     f.add_argument("--json", action="store_true", help="print one JSON object")
     f.set_defaults(func=cmd_fit)
 
@@ -744,8 +745,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--coef-dtype", choices=COEF_DTYPES, default=None,
                    help="polynomial coefficients representable in this format, fitted for it; default: "
                         "float64, not rounded")
-    s.add_argument("--dtype", choices=DTYPES, default="float64",
-                   help="the dtype of every row's achieved_error/achieved_rms (part of each fit's key)")
+    s.add_argument("--dtype", choices=DTYPES, default=None,
+                   help="the dtype of every row's achieved_error/achieved_rms (part of each fit's key; "
+                        "default: not measured)")
     s.add_argument("--out", default="reports", help="folder for results.csv and results.jsonl")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_run_options(s)

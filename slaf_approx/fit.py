@@ -78,7 +78,8 @@ class FitRecord:
     pin: list[float] = field(default_factory=list)  # points x where p(x) = f(x) was imposed
     parity: str = ""  # "even" or "odd" when forced; "" otherwise
     #: the dtype the approximant runs in, and its errors there against the float64 target at the dtype's
-    #: inputs, as the kernels evaluate it (slaf_approx.precision.achieved_error); nan when not measurable
+    #: inputs, as the kernels evaluate it (slaf_approx.precision.achieved_error); nan when not asked for
+    #: (fit's dtype=None: the fitting stack then needs neither torch nor a kernel build) or not measurable
     dtype: str = "float64"
     achieved_error: float = math.nan
     achieved_rms: float = math.nan
@@ -558,11 +559,12 @@ def fit_degrees(target, degrees, method: str = "lstsq", basis: str = DEFAULT_BAS
                 weight: str = "uniform", points=None, rtol: float | None = None, maxiter: int = 60,
                 steps: int = 2000, lr: float = 0.05, optimizer: str = "adam", seed: int = 0,
                 npoints: int = 1024, form: str | None = None, error: str = "absolute", pin=(),
-                parity: str | None = None, dtype: str = "float64",
+                parity: str | None = None, dtype: str | None = None,
                 coef_dtype: str | None = None) -> list[FitRecord]:
     """:func:`fit` for several degrees at once (gradient fits train together; `seconds` is shared out)."""
     t0 = time.perf_counter()
-    check_dtype(dtype)
+    if dtype is not None:
+        check_dtype(dtype)
     degrees = [check_degree(d) for d in degrees]
     if not degrees:
         raise ValueError("degrees must hold at least one degree")
@@ -583,9 +585,10 @@ def fit_degrees(target, degrees, method: str = "lstsq", basis: str = DEFAULT_BAS
     share = (time.perf_counter() - t0) / len(degrees)
     recs = [_record(problem, d, method, points, dict(out, seconds=share))
             for d, out in zip(degrees, outs, strict=True)]
-    for rec in recs:
-        rec.dtype = dtype
-        _achieved(rec, problem.target, dtype)
+    if dtype is not None:
+        for rec in recs:
+            rec.dtype = dtype
+            _achieved(rec, problem.target, dtype)
     return recs
 
 
@@ -663,9 +666,10 @@ def fit(target, degree: int | None = None, method: str = "lstsq", basis: str = D
             (minimax: "absolute" or "relative", max |(f - p)/f|; simple zeros of f are pinned, other zeros
             refused), pin (lstsq, minimax: points X where p(X) = f(X) is imposed), parity (lstsq, minimax:
             "even" or "odd" forced, on an interval symmetric about 0), points, rtol, maxiter, steps, lr,
-            optimizer, seed, npoints, form (rational methods: "pau" or "standard"), dtype ("float64"
-            default, "float32", "bfloat16", "float16": the record's achieved_error and achieved_rms are the
-            approximant's errors evaluated in it as the kernels evaluate it, see slaf_approx.precision),
+            optimizer, seed, npoints, form (rational methods: "pau" or "standard"), dtype ("float64",
+            "float32", "bfloat16", "float16": the record's achieved_error and achieved_rms are the
+            approximant's errors evaluated in it as the kernels evaluate it, see slaf_approx.precision;
+            None, the default: not measured, nan),
             coef_dtype (polynomial methods: "float32", "bfloat16" or "float16": coefficients representable
             in that format, fitted for it by :func:`~slaf_approx.coefround.round_coefficients`; "float64" or
             None: not rounded).

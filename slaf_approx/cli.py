@@ -720,7 +720,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "record gives naive rounding's error too); default: float64, not rounded")
     f.add_argument("--dtype", choices=DTYPES, default=None,
                    help="achieved_error/achieved_rms: the fit evaluated in this dtype as the kernels "
-                        "evaluate it, against the float64 target at the dtype's inputs (default: not measured)")
+                        "evaluate it, against the float64 target at the dtype's inputs "
+                        "(default: not measured)")
     f.add_argument("--json", action="store_true", help="print one JSON object")
     f.set_defaults(func=cmd_fit)
 

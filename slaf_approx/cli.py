@@ -647,6 +647,31 @@ def _add_run_options(p) -> None:
                    help="the Dask scheduler's address, e.g. tcp://scheduler-host:8786 (with --executor dask)")
 
 
+def _add_problem_options(p) -> None:
+    """The options of the fitting problem and of its record, shared by `fit` and `sweep` (one fit or every
+    fit of the sweep)."""
+    from .coefround import COEF_DTYPES
+    from .precision import DTYPES
+    from .problem import ERROR_KINDS, PARITIES
+
+    p.add_argument("--weight", default="uniform",
+                   help="lstsq: the measure; minimax: max |w (f-p)|; allowed: uniform, normal, normal:SIGMA")
+    p.add_argument("--error", choices=ERROR_KINDS, default="absolute",
+                   help="minimax: the error minimised, f - p or (f - p)/f (simple zeros of f are pinned)")
+    p.add_argument("--pin", type=float, action="append", metavar="X",
+                   help="impose p(X) = f(X) (lstsq, minimax; repeatable), e.g. --pin 0 for SLAF(0) = f(0)")
+    p.add_argument("--parity", choices=PARITIES, default=None,
+                   help="force even or odd fits (lstsq, minimax; an interval symmetric about 0)")
+    p.add_argument("--coef-dtype", choices=COEF_DTYPES, default=None,
+                   help="polynomial coefficients representable in this format, fitted for it "
+                        "(rounding-aware; the record gives naive rounding's error too); default: float64, "
+                        "not rounded")
+    p.add_argument("--dtype", choices=DTYPES, default=None,
+                   help="achieved_error/achieved_rms: the fit evaluated in this dtype as the kernels "
+                        "evaluate it, against the float64 target at the dtype's inputs (part of a sweep's "
+                        "fit keys; default: not measured)")
+
+
 def _add_dtypes(p) -> None:
     from .precision import DTYPES
 
@@ -664,11 +689,8 @@ def _dtypes(args) -> tuple[str, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     from .bases import BASES, VARIABLES
-    from .coefround import COEF_DTYPES
     from .expand import MAX_TERMS_LIMIT
     from .fit import ALL_METHODS, METHODS, OPTIMIZERS
-    from .precision import DTYPES
-    from .problem import ERROR_KINDS, PARITIES
     from .rational import FORMS
 
     degree_help = "an integer in [0, 64]"
@@ -701,27 +723,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fitting interval, finite LO < HI")
     f.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="target parameter, e.g. beta=2 (repeatable); default: the catalogue's values")
-    f.add_argument("--weight", default="uniform",
-                   help="lstsq: the measure; minimax: max |w (f-p)|; allowed: uniform, normal, normal:SIGMA")
-    f.add_argument("--error", choices=ERROR_KINDS, default="absolute",
-                   help="minimax: the error minimised, f - p or (f - p)/f (simple zeros of f are pinned)")
-    f.add_argument("--pin", type=float, action="append", metavar="X",
-                   help="impose p(X) = f(X) (lstsq, minimax; repeatable), e.g. --pin 0 for SLAF(0) = f(0)")
-    f.add_argument("--parity", choices=PARITIES, default=None,
-                   help="force an even or odd fit (lstsq, minimax; an interval symmetric about 0)")
+    _add_problem_options(f)
     f.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="gradient fits: the optimizer")
     f.add_argument("--steps", type=_positive, default=2000, help="gradient fits: optimizer steps")
     f.add_argument("--seed", type=_seed, default=0, help="gradient fits: random seed (an integer)")
     f.add_argument("--form", choices=FORMS, default=None,
                    help="rational methods: denominator form; default: pau for rational, standard for "
                         "rational-minimax")
-    f.add_argument("--coef-dtype", choices=COEF_DTYPES, default=None,
-                   help="coefficients representable in this format, fitted for it (rounding-aware; the "
-                        "record gives naive rounding's error too); default: float64, not rounded")
-    f.add_argument("--dtype", choices=DTYPES, default=None,
-                   help="achieved_error/achieved_rms: the fit evaluated in this dtype as the kernels "
-                        "evaluate it, against the float64 target at the dtype's inputs "
-                        "(default: not measured)")
     f.add_argument("--json", action="store_true", help="print one JSON object")
     f.set_defaults(func=cmd_fit)
 
@@ -735,20 +743,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--interval", nargs=2, type=float, action="append", metavar=("LO", "HI"),
                    help="fitting interval, finite LO < HI (repeatable); default: [-3, 3]")
     s.add_argument("--steps", type=_positive, default=2000, help="gradient fits: optimizer steps")
-    s.add_argument("--weight", default="uniform",
-                   help="lstsq: the measure; minimax: max |w (f-p)|; allowed: uniform, normal, normal:SIGMA")
-    s.add_argument("--error", choices=ERROR_KINDS, default="absolute",
-                   help="minimax: the error minimised, f - p or (f - p)/f (simple zeros of f are pinned)")
-    s.add_argument("--pin", type=float, action="append", metavar="X",
-                   help="impose p(X) = f(X) in every fit (lstsq, minimax; repeatable)")
-    s.add_argument("--parity", choices=PARITIES, default=None,
-                   help="force even or odd fits (lstsq, minimax; intervals symmetric about 0)")
-    s.add_argument("--coef-dtype", choices=COEF_DTYPES, default=None,
-                   help="polynomial coefficients representable in this format, fitted for it; default: "
-                        "float64, not rounded")
-    s.add_argument("--dtype", choices=DTYPES, default=None,
-                   help="the dtype of every row's achieved_error/achieved_rms (part of each fit's key; "
-                        "default: not measured)")
+    _add_problem_options(s)
     s.add_argument("--out", default="reports", help="folder for results.csv and results.jsonl")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_run_options(s)

@@ -315,28 +315,12 @@ def throughput_figure(recs, device: str, dtype: str) -> Figure:
                         color=cmap[d],
                         label=f"degree {d}",
                     )
-            if copy:
-                ax.plot(
-                    [r["size"] for r in copy],
-                    [r.get("gbps") or np.nan for r in copy],
-                    color="black",
-                    linestyle="--",
-                    marker="s",
-                    markersize=3,
-                    linewidth=1.4,
-                    label="copy (roofline)",
-                )
-            if gelu:
-                ax.plot(
-                    [r["size"] for r in gelu],
-                    [r.get("gbps") or np.nan for r in gelu],
-                    color="0.5",
-                    linestyle=":",
-                    marker="^",
-                    markersize=3,
-                    linewidth=1.4,
-                    label="GELU",
-                )
+            references = ((copy, dict(color="black", linestyle="--", marker="s", label="copy (roofline)")),
+                          (gelu, dict(color="0.5", linestyle=":", marker="^", label="GELU")))
+            for rows, style in references:
+                if rows:
+                    ax.plot([r["size"] for r in rows], [r.get("gbps") or np.nan for r in rows], markersize=3,
+                            linewidth=1.4, **style)
             _log2_axis(ax, sizes)
             ax.set_yscale("log")
             ax.yaxis.set_major_formatter(_plain)

@@ -585,7 +585,7 @@ def _count_degrees(items) -> list[int] | None:
 
 def cmd_bench(args) -> int:
     """Time the benchmark suite (the suite shipped in slaf_approx.benchmarks.suite), save the run for this
-    machine, write kernels.md and check the budgets; --check compares with the newest saved run instead of
+    machine, write kernels.md and check the budgets; --check compares with the newest saved runs instead of
     saving; --counts counts instructions; --history draws the saved runs; --trial measures the check."""
     try:
         from .benchmarks import command
@@ -824,7 +824,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "compiled Horner as peers, no layer, no default sweep")
     b.add_argument("--kernels-only", action="store_true", help="skip the fitting-engine benchmarks")
     b.add_argument("--check", action="store_true", help="exit 1, with one table, if a budget breaks or a "
-                   "benchmark is slower than the newest saved run of this machine (this run is not saved)")
+                   "benchmark is slower than the newest saved runs of this machine (this run is not saved)")
     b.add_argument("--threshold", type=_fraction, default=None, metavar="FRACTION",
                    help="--check: the least change reported, e.g. 10%% or 0.1; timed: raised by the "
                    "machine's measured run-to-run spread (default 10%%); --counts: instructions "

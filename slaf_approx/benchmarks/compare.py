@@ -1,31 +1,41 @@
-"""The wall-clock regression check: this run against the newest saved run of the same machine, as
-distributions, with a threshold set by the machine's own measured run-to-run spread.
+"""The wall-clock regression check: this run against the newest saved runs of the same code on the same
+machine, as distributions, with a threshold set by the machine's own measured run-to-run spread.
 
 Each benchmark carries per-round samples: for a kernel, the ratio of each round's time to the copy timed
 just before it in the same round (interleaved rounds), which cancels the machine's load as it drifts; for
-the fitting engine, the seconds of each round (or the ratio to a paired reference fit). As asv's
-``compare`` does, a benchmark is reported slower only when the change is both *significant* and *large*:
+the fitting engine, the ratio to a paired reference job. As asv's ``compare`` does, a benchmark is reported
+slower only when the change is both *significant* and *large*:
 
 * significant: the 99% bootstrap confidence intervals of the two medians do not overlap (this run's lower
-  bound is above the saved run's upper bound). The intervals see the noise *within* a run only;
-* large: the ratio of the medians exceeds 1 + threshold. The threshold covers the noise *between* runs,
-  which the intervals cannot see (the machine's state, frequency, memory placement move a whole run):
+  bound above the baseline's upper bound). The intervals see the noise *within* a run only;
+* large: this run's median exceeds the baseline by more than the threshold. The threshold covers the noise
+  *between* runs, which the intervals cannot see (the machine's state, frequency and memory placement move
+  a whole run).
 
-  - `spread` measures it. Over the pairs of consecutive saved runs that ran the same code (same commit and
-    digest of any uncommitted change; the newest MAX_PAIRS pairs), each judged (:func:`guarded`) benchmark
-    gives d = log(median now / median before). The d of one kind of sample ("anchored" ratios, raw
-    "seconds") are pooled over benchmarks and pairs - the benchmarks of one run share the machine's state,
-    and one pair alone gives ten-odd values where a benchmark alone would give one - into
-    sigma = sqrt(mean(d^2)) (the mean of d is 0 for unchanged code);
-  - few pairs measure sigma loosely, so the threshold uses its one-sided SIGMA_LEVEL upper confidence bound
-    sigma_up = sigma * sqrt(n / chi2_(1 - SIGMA_LEVEL)(n)), n the number of values pooled;
-  - threshold = max(FLOOR, exp(Z * sigma_up) - 1). Z = 3.5 leaves each judged benchmark a one-sided
-    normal tail of 2.3e-4: a quick check judges about 15, ten checks about 150, so about 0.04 false alarms
-    are expected in ten. FLOOR = 10% keeps a 25% slowdown well clear; with no pair of runs of one code yet
-    the threshold is DEFAULT_THRESHOLD.
+The baseline (:func:`baseline`) is the newest saved run that has the benchmarks and up to BASELINE_RUNS - 1
+saved runs of the same code before it; its value for a benchmark is the median of the runs' medians. One
+saved run was the old baseline, and the trial of 2026-11-30 showed why that fails: the run saved last was a
+fast one (10% under its neighbours), which put every later run of unchanged code "slower" and forced a
+threshold so wide that half of the 25% slowdowns went unseen.
 
-A machine whose spread puts the threshold above 25% cannot resolve a 25% slowdown: the verdict line says
-so (`resolves`) rather than lowering the threshold into its noise.
+The threshold (:func:`spread`, :func:`thresholds`) is measured per *group*, the benchmarks of one test
+function (the SLAF kernels, the Remez fits, ...), which share their noise: on the reference VM a kernel
+ratio moves 3-4% between runs and a Remez fit 5-10%, and one pooled figure gave the kernels the fits'
+threshold. Among the newest MAX_RUNS saved runs, those of one code form a cluster; each run r of a cluster
+of two or more gives, for each judged (:func:`guarded`) benchmark, u = max(0, log(m_r / median of the other
+runs' m)): how far the run lies *above* the others. Only the upper half counts, because a false alarm is a
+run above its baseline, while this machine's outliers are fast runs (one in five, up to 10%) which the
+median baseline absorbs. For normal run-to-run scatter sigma, E[u^2] = sigma^2 (1 + v_k) / 2, v_k the
+variance of the median of the k others in units of sigma^2 (:func:`median_variance`), which gives sigma;
+comparing a run with a baseline of k runs then has a spread sigma * sqrt(1 + v_k), and
+
+    threshold = max(FLOOR, exp(Z * sigma * sqrt(1 + v_k)) - 1).
+
+Z = 3 leaves each judged benchmark a one-sided normal tail of 1.3e-3: a quick check judges 7, ten checks
+70, so about 0.1 false alarms are expected in ten. FLOOR = 10% keeps a 25% slowdown clear of the rounding
+of a few per cent a quiet machine still shows. A group with no cluster of two runs yet gets
+DEFAULT_THRESHOLD. A group whose threshold exceeds RESOLVE cannot resolve a 25% slowdown on this machine,
+and the verdict line says so rather than lowering the threshold into the noise.
 """
 
 from __future__ import annotations
@@ -41,16 +51,14 @@ from .._markdown import table
 #: the bootstrap: resamples and confidence level of each median's interval
 BOOTSTRAP, LEVEL = 2000, 0.99
 #: the threshold's parts (see the module docstring)
-Z = 3.5
-SIGMA_LEVEL = 0.95
+Z = 3.0
 FLOOR = 0.10
 DEFAULT_THRESHOLD = 0.15
-MAX_PAIRS = 20
+#: the saved runs of one code a check compares with, and the newest saved runs the spread is measured on
+BASELINE_RUNS = 5
+MAX_RUNS = 20
 #: the slowdown the check is meant to catch (`bench --trial` injects it)
 RESOLVE = 0.25
-#: the kinds of samples: ratios to the paired copy (kernels, lstsq) and raw seconds (the other fits)
-KINDS = ("anchored", "seconds")
-
 
 def median_ci(
     samples: Sequence[float], level: float = LEVEL, n: int = BOOTSTRAP, seed: int = 0
@@ -71,16 +79,17 @@ def rule_markdown() -> str:
     """The rule, for kernels.md (its numbers are this module's constants)."""
     return (
         "`slaf-approx bench --check` reports a benchmark of slaf-approx's own code (the SLAF kernels and "
-        "layer, the fitting engine) slower than the newest saved run only when the change is significant "
-        f"and large, as asv's `compare` does: the {LEVEL:.0%} bootstrap intervals of the two medians do not "
-        "overlap (the noise within a run), and the ratio of the medians exceeds 1 + threshold (the noise "
-        "between runs, which the intervals cannot see). The threshold comes from the saved runs of the "
-        "same code: sigma, the rms of log(median ratio) pooled over the judged benchmarks and the "
-        f"consecutive pairs (the newest {MAX_PAIRS}); its one-sided {SIGMA_LEVEL:.0%} upper confidence bound "
-        "(chi-square, as few pairs measure it loosely); threshold = "
-        f"max({FLOOR:.0%}, exp({Z:g} × bound) - 1), {DEFAULT_THRESHOLD:.0%} before any pair is saved. "
-        f"A machine whose threshold exceeds {RESOLVE:.0%} "
-        f"cannot resolve a {RESOLVE:.0%} slowdown, and the check says so.\n"
+        "layer, the fitting engine) slower than the saved runs only when the change is significant and "
+        f"large, as asv's `compare` does: the {LEVEL:.0%} bootstrap intervals of the medians do not overlap "
+        "(the noise within a run), and the median exceeds the baseline, the median of the newest "
+        f"{BASELINE_RUNS} saved runs of the same code, by more than the threshold (the noise between runs, "
+        "which the intervals cannot see). The threshold is measured per test function (the kernels, the "
+        f"Remez fits, ...) on the newest {MAX_RUNS} saved runs: sigma from how far each run of a code lies "
+        "above the median of the other runs of that code (only the upper half: a false alarm is a run above "
+        "its baseline, and this machine's outliers are fast runs); threshold = "
+        f"max({FLOOR:.0%}, exp({Z:g} × sigma × sqrt(1 + v)) - 1), v the variance of the baseline's median "
+        f"in units of sigma², {DEFAULT_THRESHOLD:.0%} before two runs of one code are saved. A group whose "
+        f"threshold exceeds {RESOLVE:.0%} cannot resolve a {RESOLVE:.0%} slowdown, and the check says so.\n"
     )
 
 
@@ -97,6 +106,12 @@ def _kind(b: Mapping) -> str:
     return (b.get("extra_info") or {}).get("sample_kind", "seconds")
 
 
+def group(b: Mapping) -> str:
+    """The benchmarks that share a threshold: those of one test function (``test_slaf[...]`` ->
+    ``test_slaf``)."""
+    return b.get("name", "").split("[")[0]
+
+
 #: the benchmarks of this package's own code: only these can fail the check. The peers, the native
 #: activations, the copies and numpy's fit time the machine and torch, not a change of ours, and an eager
 #: peer's allocations make it swing by half between runs of unchanged code.
@@ -108,73 +123,113 @@ def guarded(b: Mapping) -> bool:
     """True for a benchmark of slaf-approx's own code (a SLAF kernel or layer, or the fitting engine)."""
     if (b.get("extra_info") or {}).get("op") in OWN_OPS:
         return True
-    return b.get("name", "").split("[")[0] in OWN_FIT_TESTS
+    return group(b) in OWN_FIT_TESTS
 
 
-def _same_code(a: Mapping, b: Mapping) -> bool:
-    ca, cb = (a.get("slaf_approx") or {}), (b.get("slaf_approx") or {})
-    return bool(ca.get("commit")) and all(ca.get(k) == cb.get(k) for k in ("commit", "dirty", "diff"))
+def _code(run: Mapping) -> tuple | None:
+    c = run.get("slaf_approx") or {}
+    return (c["commit"], c.get("dirty"), c.get("diff")) if c.get("commit") else None
 
 
-def spread(runs: Sequence[Mapping], max_pairs: int = MAX_PAIRS) -> dict:
-    """The run-to-run spread of `runs` (saved runs, oldest first), from the newest `max_pairs` consecutive
-    pairs that ran the same code: {"by_kind": {kind: {"sigma": rms of the log median ratios of the
-    :func:`guarded` benchmarks, "n": how many}}, "pairs": how many pairs, "benchmarks": how many values}.
-    The peers and copies are left out: an eager peer's swings would set everyone's threshold."""
-    pairs = [(a, b) for a, b in zip(runs, runs[1:], strict=False) if _same_code(a, b)][-max_pairs:]
+def _medians(run: Mapping) -> dict[str, float]:
+    """{fullname: median of the samples} of the judged benchmarks with positive samples."""
+    out = {}
+    for b in run.get("benchmarks", []):
+        s = _samples(b)
+        if guarded(b) and s and np.median(s) > 0:
+            out[_key(b)] = float(np.median(s))
+    return out
+
+
+def baseline(saved: Sequence[Mapping], run: Mapping, k: int = BASELINE_RUNS) -> list[Mapping]:
+    """What `run` is compared with: the newest of `saved` (oldest first) that shares a benchmark name with
+    it, and up to k - 1 saved runs of the same code before it (oldest first); [] if none shares one."""
+    names = {b["name"] for b in run.get("benchmarks", [])}
+    newest = next((i for i in reversed(range(len(saved)))
+                   if {b["name"] for b in saved[i].get("benchmarks", [])} & names), None)
+    if newest is None:
+        return []
+    code = _code(saved[newest])
+    same = [r for r in saved[:newest] if code is not None and _code(r) == code]
+    return [*same[-(k - 1):], saved[newest]] if k > 1 else [saved[newest]]
+
+
+#: the variance of the median of k independent normal values, in units of sigma^2, for k = 1..7 (order
+#: statistics of the normal distribution; the tests check them by simulation); beyond, pi / (2k), the
+#: large-k limit, which lies above the exact values (conservative)
+_MEDIAN_VARIANCE = (1.0, 0.5, 0.4487, 0.2982, 0.2868, 0.2147, 0.2104)
+
+
+def median_variance(k: int) -> float:
+    """v_k: the variance of the median of k normal values of variance 1."""
+    if k < 1:
+        raise ValueError(f"k is a number of runs, at least 1, got {k}")
+    return _MEDIAN_VARIANCE[k - 1] if k <= len(_MEDIAN_VARIANCE) else math.pi / (2 * k)
+
+
+def spread(runs: Sequence[Mapping], max_runs: int = MAX_RUNS) -> dict:
+    """The run-to-run spread of the newest `max_runs` of `runs` (saved runs, oldest first), per group of
+    :func:`guarded` benchmarks (module docstring): {"by_group": {group: {"sigma": the scatter of one run,
+    "n": how many values}}, "runs": how many runs had another of the same code, "benchmarks": values}."""
+    runs = list(runs)[-max_runs:]
+    clusters: dict[tuple, list[Mapping]] = {}
+    for r in runs:
+        if _code(r) is not None:
+            clusters.setdefault(_code(r), []).append(r)
+    groups = {_key(b): group(b) for r in runs for b in r.get("benchmarks", [])}
     values: dict[str, list[float]] = {}
-    for a, b in pairs:
-        before = {_key(x): _samples(x) for x in a["benchmarks"]}
-        for x in b["benchmarks"]:
-            s, p = _samples(x), before.get(_key(x))
-            if guarded(x) and s and p and np.median(p) > 0 and np.median(s) > 0:
-                values.setdefault(_kind(x), []).append(math.log(np.median(s) / np.median(p)))
-    by_kind = {
-        k: {"sigma": math.sqrt(float(np.mean(np.square(d)))), "n": len(d)} for k, d in values.items()
-    }
-    return {"by_kind": by_kind, "pairs": len(pairs), "benchmarks": sum(len(d) for d in values.values())}
-
-
-def sigma_upper(sigma: float, n: int, level: float = SIGMA_LEVEL) -> float:
-    """The one-sided `level` upper confidence bound of a normal sigma measured as the rms of n values of
-    mean 0 (n * sigma^2 / true sigma^2 is chi-square with n degrees of freedom)."""
-    from scipy.stats import chi2
-
-    if n < 1:
-        raise ValueError(f"n is the number of values measured, at least 1, got {n}")
-    return sigma * math.sqrt(n / chi2.ppf(1.0 - level, n))
-
-
-def threshold_of(sigma: float, n: int, floor: float = FLOOR, z: float = Z) -> float:
-    """The threshold for a measured spread: max(floor, exp(z * sigma_up) - 1)."""
-    return max(floor, math.expm1(z * sigma_upper(sigma, n)))
-
-
-def thresholds(measured: Mapping, floor: float = FLOOR) -> tuple[dict[str, float], str]:
-    """Per kind of sample, from :func:`spread`'s result: (thresholds, one line saying where they come
-    from)."""
-    out, how = {}, []
-    by_kind = measured.get("by_kind") or {}
-    for kind in KINDS:
-        m = by_kind.get(kind)
-        if not m or not m.get("n") or not math.isfinite(m.get("sigma", math.nan)):
-            out[kind] = max(floor, DEFAULT_THRESHOLD)
-            how.append(f"{kind} {out[kind]:.1%} (no spread measured yet: the default)")
+    used = 0
+    for members in clusters.values():
+        if len(members) < 2:
             continue
-        out[kind] = threshold_of(m["sigma"], m["n"], floor)
-        note = "" if out[kind] < RESOLVE else f"; cannot resolve a {RESOLVE:.0%} slowdown on this machine"
-        how.append(
-            f"{kind} {out[kind]:.1%} (run-to-run sigma {m['sigma']:.1%} from {m['n']} values of "
-            f"{measured.get('pairs', 0)} pairs of runs, upper bound {sigma_upper(m['sigma'], m['n']):.1%}, "
-            f"z {Z:g}, floor {floor:.0%}{note})"
-        )
-    return out, "; ".join(how)
+        used += len(members)
+        meds = [_medians(r) for r in members]
+        for i, m in enumerate(meds):
+            for name, v in m.items():
+                others = [o[name] for j, o in enumerate(meds) if j != i and name in o]
+                if others:
+                    u = max(0.0, math.log(v / float(np.median(others))))
+                    # E[u^2] = sigma^2 (1 + v_k) / 2: each value, scaled, estimates sigma^2 / 2
+                    values.setdefault(groups[name], []).append(u * u / (1.0 + median_variance(len(others))))
+    by_group = {g: {"sigma": math.sqrt(2.0 * float(np.mean(v))), "n": len(v)} for g, v in values.items()}
+    return {"by_group": by_group, "runs": used, "benchmarks": sum(len(v) for v in values.values())}
+
+
+def threshold_of(sigma: float, k: int = BASELINE_RUNS, floor: float = FLOOR, z: float = Z) -> float:
+    """The threshold for one run's scatter `sigma` against a baseline of k runs:
+    max(floor, exp(z sigma sqrt(1 + v_k)) - 1)."""
+    return max(floor, math.expm1(z * sigma * math.sqrt(1.0 + median_variance(k))))
+
+
+def thresholds(measured: Mapping, k: int = BASELINE_RUNS, floor: float = FLOOR
+               ) -> tuple[dict[str, float], str]:
+    """Per group, from :func:`spread`'s result and a baseline of k runs: (thresholds, one line saying where
+    they come from). A group not measured gets DEFAULT_THRESHOLD (see :func:`threshold_for`)."""
+    out, how = {}, []
+    for g, m in sorted((measured.get("by_group") or {}).items()):
+        if not m.get("n") or not math.isfinite(m.get("sigma", math.nan)):
+            continue
+        out[g] = threshold_of(m["sigma"], k, floor)
+        note = "" if out[g] < RESOLVE else f", cannot resolve a {RESOLVE:.0%} slowdown on this machine"
+        how.append(f"{g} {out[g]:.1%} (sigma {m['sigma']:.1%} from {m['n']} values{note})")
+    runs_, default = measured.get("runs", 0), max(floor, DEFAULT_THRESHOLD)
+    head = (f"from {runs_} saved runs, z {Z:g}, floor {floor:.0%}, a baseline of {k} run{'s' * (k != 1)}: "
+            if how else "")
+    tail = f"any other group {default:.1%} (no spread measured yet)"
+    return out, head + "; ".join([*how, tail])
+
+
+def threshold_for(thresh: float | Mapping[str, float], b: Mapping, floor: float = FLOOR) -> float:
+    """The threshold that applies to benchmark `b`: a number, or its group's, DEFAULT_THRESHOLD if none."""
+    if isinstance(thresh, (int, float)):
+        return float(thresh)
+    return thresh.get(group(b), max(floor, DEFAULT_THRESHOLD))
 
 
 @dataclass(frozen=True)
 class CompareRow:
     name: str
-    kind: str  # "anchored" (time / paired copy) or "seconds"
+    kind: str  # "anchored" (time / paired copy or reference job) or "seconds"
     before: float
     after: float
     ratio: float
@@ -185,29 +240,34 @@ class CompareRow:
 
 
 def compare_runs(
-    current: Mapping, previous: Mapping, thresh: float | Mapping[str, float]
+    current: Mapping, previous: Mapping | Sequence[Mapping], thresh: float | Mapping[str, float]
 ) -> list[CompareRow]:
-    """Every benchmark with samples in both runs (same fullname): slower when the intervals do not overlap
-    and the ratio exceeds 1 + thresh (a number, or one per kind of sample), for the :func:`guarded` ones;
-    faster in the mirror case."""
-    before = {_key(b): b for b in previous.get("benchmarks", [])}
+    """Every benchmark of `current` with samples in the baseline `previous` (one run, or several: the
+    median of their medians, the interval of their pooled samples; same fullname and kind of sample):
+    slower when the intervals do not overlap and the ratio exceeds 1 + its threshold (a number, or one per
+    :func:`group`), for the :func:`guarded` ones; faster in the mirror case."""
+    base = [previous] if isinstance(previous, Mapping) else list(previous)
+    before: dict[str, list[Mapping]] = {}
+    for r in base:
+        for b in r.get("benchmarks", []):
+            before.setdefault(_key(b), []).append(b)
     rows = []
     for b in current.get("benchmarks", []):
-        p = before.get(_key(b))
-        s, sp = _samples(b), _samples(p) if p else None
-        if not s or not sp or _kind(b) != _kind(p):  # ratios and seconds do not compare
+        s = _samples(b)
+        ps = [(p, _samples(p)) for p in before.get(_key(b), [])]
+        ps = [sp for p, sp in ps if sp and _kind(p) == _kind(b)]  # ratios and seconds do not compare
+        if not s or not ps:
             continue
-        m, mp = float(np.median(s)), float(np.median(sp))
+        m, mp = float(np.median(s)), float(np.median([np.median(sp) for sp in ps]))
         if mp <= 0:
             continue
-        ci, cip = median_ci(s), median_ci(sp)
+        ci, cip = median_ci(s), median_ci([v for sp in ps for v in sp])
         ratio = m / mp
-        kind = _kind(b)
-        t = thresh if isinstance(thresh, (int, float)) else thresh.get(kind, DEFAULT_THRESHOLD)
+        t = threshold_for(thresh, b)
         rows.append(
             CompareRow(
                 b["name"],
-                kind,
+                _kind(b),
                 mp,
                 m,
                 ratio,
@@ -229,7 +289,7 @@ def compare_table(rows: Sequence[CompareRow], how: str, source: str = "", only_s
     bad = [r for r in rows if r.slower]
     fast = [r for r in rows if r.faster]
     head = (
-        f"{len(rows)} benchmarks compared with the saved run{f' {source}' if source else ''}: "
+        f"{len(rows)} benchmarks compared with {source or 'the saved runs'}: "
         f"{len(bad)} slower, {len(fast)} faster (thresholds: {how}; {LEVEL:.0%} bootstrap "
         "intervals of the medians must not overlap)."
     )

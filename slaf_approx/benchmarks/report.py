@@ -482,6 +482,10 @@ METHOD_NOTES = [
     "to its paired copy is kept as the benchmark's samples. Ratios between benchmarks of one run (the peer "
     "table, the budgets) divide these paired ratios, so the machine's load, which drifts between rounds, "
     "cancels. CUDA: a `torch.cuda.synchronize()` inside each timed call, with warm-up rounds.",
+    "Fitting engine: each round is paired the same way with a fixed job timed just before it: our lstsq "
+    "with numpy's fit of the same points, numpy's fit with a sort of 2^20 doubles, each Remez fit with an "
+    "interpreter-bound loop of small numpy calls (as an exchange is), which follows the fit's speed as the "
+    "machine's state moves where the sort did not.",
     "Compile time: the first call of a `torch.compile` peer, timed on its own (each peer is compiled after "
     "`torch._dynamo.reset()`, with inductor's on-disk cache as it stands), never in the steady-state "
     "figures.",

@@ -59,13 +59,13 @@ def _load() -> float:
 
 def verdicts(run: dict, saved: Sequence[dict], budgets: Sequence[Budget], floor: float = compare.FLOOR
              ) -> tuple[list[str], list[str]]:
-    """(benchmarks slower than the newest saved run, budgets broken) for `run`, as `bench --check` finds
-    them."""
+    """(benchmarks slower than the saved runs, budgets broken) for `run`, as `bench --check` finds them."""
     broken = [r.budget.name for r in check_budgets(runs.records(run), budgets) if r.failed]
     if not saved:
         return [], broken
-    thresh, _ = compare.thresholds(compare.spread(saved), floor)
-    rows = compare.compare_runs(run, saved[-1], thresh)
+    base = compare.baseline(saved, run)
+    thresh, _ = compare.thresholds(compare.spread(saved), len(base), floor)
+    rows = compare.compare_runs(run, base, thresh)
     return [r.name for r in rows if r.slower], broken
 
 
@@ -105,7 +105,7 @@ def trial(n: int, work: Path, budgets: Sequence[Budget], say: Callable[[str], No
         say(f"trial: {kind} {i}: exit {rc}; slower: {', '.join(slower) or 'none'}; budgets broken: "
             f"{', '.join(broken) or 'none'}; load {results[-1].load:.2f}")
     saved = [runs.load_run(p) for p in runs.saved_runs(store)]
-    return results, compare.thresholds(compare.spread(saved))[1]
+    return results, compare.thresholds(compare.spread(saved), min(len(saved), compare.BASELINE_RUNS))[1]
 
 
 def summary(results: Sequence[RunResult]) -> dict:

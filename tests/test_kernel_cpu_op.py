@@ -193,3 +193,50 @@ def test_no_compiler_and_nothing_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("CXX", "no-such-compiler-slaf")
     with pytest.raises(RuntimeError, match=r"needs a C\+\+ compiler \(no-such-compiler-slaf\), which is not"):
         cpu_op._library_path()
+
+
+def _vm_flags(address: int) -> list[str]:
+    """The VmFlags of the mapping of this process that holds `address` (Linux /proc/self/smaps)."""
+    inside, flags = False, None
+    with open("/proc/self/smaps") as fh:
+        for line in fh:
+            head = line.split()[0]
+            if "-" in head and all(c in "0123456789abcdef-" for c in head):
+                lo, hi = (int(v, 16) for v in head.split("-"))
+                inside = lo <= address < hi
+            elif inside and line.startswith("VmFlags:"):
+                flags = line.split()[1:]
+    assert flags is not None, f"no mapping holds {address:#x}"
+    return flags
+
+
+def test_large_outputs_of_both_paths_are_advised_huge_pages_and_the_values_do_not_change(monkeypatch):
+    """From cpu.HUGE_MIN bytes (32 MiB) on, y and grad x come from memory advised MADV_HUGEPAGE ("hg" in the
+    mapping's VmFlags), through the C++ op and through the ctypes path alike; smaller outputs are not; and
+    the two paths still agree bit for bit."""
+    n = cpu.HUGE_MIN // 4  # float32: exactly HUGE_MIN bytes
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(n, generator=g) * 2.4 - 1.2
+    coef = torch.randn(9, generator=g) / 9
+    gy = torch.randn(n, generator=g)
+
+    def run():
+        xr, cr = x.clone().requires_grad_(), coef.clone().requires_grad_()
+        y = kernels.slaf(xr, cr, "chebyshev", 0.8, 0.1, False, -1.0, 1.0, backend="fused")
+        gx, gc = torch.autograd.grad(y, (xr, cr), gy)
+        p = 2 << 20
+        for t in (y, gx):
+            assert "hg" in _vm_flags(-(-t.data_ptr() // p) * p), t.data_ptr()
+        return y.detach(), gx, gc
+
+    registry.forget()
+    assert registry.eager_op("fused") is not None
+    got = run()
+    with monkeypatch.context() as m:
+        _python_path(m)
+        exp = run()
+    registry.forget()
+    assert all(torch.equal(a, b) for a, b in zip(got, exp, strict=True))
+    small = kernels.slaf(x[: n // 16], coef, "chebyshev", 0.8, 0.1, False, -1.0, 1.0, backend="fused")
+    assert small.nbytes < cpu.HUGE_MIN and "hg" not in _vm_flags(small.data_ptr())
+    assert not cpu.advise_huge_pages(torch.empty(16))  # no whole 2 MiB page inside: nothing to advise

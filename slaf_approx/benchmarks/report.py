@@ -494,6 +494,13 @@ METHOD_NOTES = [
     "P(x) / (1 + |b_1 x + ... + b_k x^k|), PAU's safe denominator with |.| around the whole sum, of type "
     "(5, 4) or of the type with the polynomial's parameter count (degree n: (n - n//2, n//2)). All have "
     "learnable coefficients (`nn.Parameter`): forward+backward computes their gradients.",
+    "Large outputs: from 32 MiB on (2^23 float32 elements), the fused backend advises transparent huge pages "
+    "(`madvise(MADV_HUGEPAGE)`) for the memory of y and grad x, as torch does for every tensor under "
+    "`THP_MEM_ALLOC_ENABLE=1`. glibc maps blocks that large afresh on each call, and faulting them in 4 KiB "
+    "pages costs more than the arithmetic: at 2^24 `x.clone()` takes about 3× a copy into an existing "
+    "tensor. The peers, the copy and the native ops run with torch's default (no advice); "
+    "`THP_MEM_ALLOC_ENABLE=1 slaf-approx bench --sizes 2^24` gives every subject huge pages, for the "
+    "comparison of the arithmetic alone.",
     "Bytes moved: the compulsory traffic, 2·n·s forward (read x, write y), 5·n·s forward+backward (also read "
     "x and grad y, write grad x), 2·n·s for the copy. GB/s = bytes / median; × copy = that over the copy's "
     "GB/s at the same size, dtype and device, i.e. the fraction of the roofline.",

@@ -46,7 +46,7 @@ const char *error_text(int rc) {
 }
 
 // An output tensor. From HUGE_MIN bytes on, the 2 MiB-aligned part of it is advised transparent huge pages, as
-// torch does for every allocation under THP_MEM_ALLOC_ENABLE=1: glibc serves blocks this large from a fresh
+// torch does for every allocation under THP_MEM_ALLOC_ENABLE=1 and numpy for its arrays from 4 MiB on: glibc serves blocks this large from a fresh
 // mmap each call, and faulting 64 MiB in 4 KiB pages costs more than the kernel itself (2^24 float32 on the
 // 2-core VM: x.clone() 19 ms, a copy into an existing tensor 5.7 ms). Advice only: where THP is "never", or
 // not Linux, nothing changes.

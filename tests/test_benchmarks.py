@@ -659,6 +659,7 @@ def test_the_full_report_has_the_rule_the_trial_and_both_histories(tmp_path):
     out = tmp_path / "rep"
     (out / "bench").mkdir(parents=True)
     (out / "bench" / "false_alarm.md").write_text("TRIAL PAGE\n")
+    (out / "bench" / "huge_pages.md").write_text("HUGE PAGES PAGE\n")
     args = argparse.Namespace(budgets=kb.BUDGETS_FILE, history_of="median", storage=str(store), check=False)
     notes = []
     got = command.finish(args, [("run-cpu.json", cpu_run())], kb.load_budgets(), out, storage=store,
@@ -667,9 +668,39 @@ def test_the_full_report_has_the_rule_the_trial_and_both_histories(tmp_path):
     assert got.code == 0 and notes == [f"report -> {out / 'kernels.md'}"]
     assert "## The regression check" in text and "exp(3 × sigma × sqrt(1 + v)) - 1" in text
     assert text.index("### False alarms and detection") < text.index("TRIAL PAGE")
+    assert text.index("## CPU: huge pages for every subject") < text.index("HUGE PAGES PAGE")
     assert "### Median time (s)" in text and "### Instructions (valgrind)" in text
     assert "| k | 1 000 | 1 100 |" in text
     assert (out / "kernels_history.png").is_file()
+
+
+def test_the_huge_pages_run_times_the_largest_size_with_torchs_switch(tmp_path, monkeypatch):
+    """command.huge_pages: one child pytest at the largest size, compiled peers only, no fits, no layer,
+    THP_MEM_ALLOC_ENABLE=1 in its environment; its page tables SLAF over the fastest compiled peer."""
+    from slaf_approx.benchmarks import command
+
+    seen = {}
+
+    def fake_run(argv, stdout, stderr, env):  # the child, as far as the page needs it: its JSON
+        seen.update(argv=argv, env=env)
+        json_path = next(a.split("=", 1)[1] for a in argv if a.startswith("--benchmark-json="))
+        Path(json_path).write_text(json.dumps(cpu_run(seed=3)))
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    s = settings.bench_settings("cpu", sizes="2^10,2^20", degrees="2,8", backends="fused")
+    notes = []
+    page = command.huge_pages(s, tmp_path, notes.append)
+    argv = seen["argv"]
+    assert seen["env"]["THP_MEM_ALLOC_ENABLE"] == "1"
+    assert argv[argv.index("--bench-sizes") + 1] == str(2**20)
+    assert argv[argv.index("--bench-peers") + 1] == "horner:compile,recurrence:compile,pau:compile"
+    assert not any("test_bench_fit" in a for a in argv) and "not test_layer" in argv
+    text = page.read_text()
+    assert page == tmp_path / "bench" / "huge_pages.md" and text.startswith("`THP_MEM_ALLOC_ENABLE=1`")
+    assert "| SLAF backend | mode | degree |" in text and "compile)" in text
+    assert not (tmp_path / "bench" / ".huge_pages.json.partial").exists()
+    assert "again with huge pages" in notes[0]
 
 
 # ---- the trial ----------------------------------------------------------------------------------

@@ -827,7 +827,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "benchmark is slower than the newest saved runs of this machine (this run is not saved)")
     b.add_argument("--threshold", type=_fraction, default=None, metavar="FRACTION",
                    help="--check: the least change reported, e.g. 10%% or 0.1; timed: raised by the "
-                   "machine's measured run-to-run spread (default 10%%); --counts: instructions "
+                   "machine's measured run-to-run spread (default 15%%); --counts: instructions "
                    "(default 2%%)")
     b.add_argument("--budgets", default=None, help="budgets file (default: the shipped "
                    "slaf_approx/benchmarks/budgets.toml)")

@@ -356,6 +356,10 @@ def test_the_check_catches_a_25_percent_slowdown_and_not_noise():
     other = json.loads(json.dumps(again))
     other["benchmarks"][0]["extra_info"]["sample_kind"] = "seconds"
     assert len(compare.compare_runs(other, before, 0.10)) == len(rows) - 1
+    # nor ratios to another anchor (runs saved before the anchor became a copy into a warm buffer)
+    moved = json.loads(json.dumps(again))
+    moved["benchmarks"][0]["extra_info"]["anchor"] = "copy into a warm buffer"
+    assert len(compare.compare_runs(moved, before, 0.10)) == len(rows) - 1
     slow = compare.compare_runs(_slowed(again, 1.25), before, 0.10)
     flagged = {r.name for r in slow if r.slower}
     assert flagged == {b["name"] for b in again["benchmarks"] if b["extra_info"].get("op") == "slaf"}
@@ -429,9 +433,10 @@ def test_the_median_variances_match_a_simulation():
 
 
 def test_the_threshold_is_z_sigmas_of_the_comparison_above_a_floor_per_group():
-    sig = 0.04
+    sig = 0.06
     for k in (1, 3, 5):
         want = np.expm1(compare.Z * sig * np.sqrt(1 + compare.median_variance(k)))
+        assert want > compare.FLOOR
         assert compare.threshold_of(sig, k) == pytest.approx(want, rel=1e-12)
     assert compare.threshold_of(sig, 1) > compare.threshold_of(sig, 5)  # a wider baseline, a tighter check
     assert compare.threshold_of(0.001) == compare.FLOOR  # a quiet machine: the floor
@@ -514,9 +519,10 @@ def _check(saved, run):
 def test_on_a_model_of_the_quiet_machine_false_alarms_are_rare_and_a_25_percent_slowdown_is_caught():
     """Synthetic runs drawn from the quiet machine (normal scatter, which has longer upper tails than the
     machine showed): BASE_RUNS saved runs set the thresholds and the baseline as `bench --trial` does. Of
-    300 checks of unchanged code at most 1% flag anything (Z = 3 over 7 judged benchmarks, with sigma
-    measured from 5 runs); of 300 with the SLAF ops 25% slower at least 90% flag a SLAF benchmark (as the
-    trial counts a detection). The recorded trial below is the measure on the real machine."""
+    300 checks of unchanged code at most 1% flag anything; of 300 with the SLAF ops 25% slower at least 85%
+    flag a SLAF benchmark (as the trial counts a detection): the rest are draws whose 5 saved runs put the
+    kernels' threshold above 25%, where the check says it cannot resolve the slowdown. The recorded trials
+    below are the measure on the real machine."""
     from slaf_approx.benchmarks.trial import BASE_RUNS
 
     rng = np.random.default_rng(7)
@@ -530,7 +536,7 @@ def test_on_a_model_of_the_quiet_machine_false_alarms_are_rare_and_a_25_percent_
         flagged, _, _ = _check(saved, _machine_runs(rng, 1, slow=1.25, **params)[0])
         detected += bool(flagged & SLAF)
         wrong += bool(flagged - SLAF)
-    assert false_alarms <= 3 and detected >= 270 and wrong <= 3, (false_alarms, detected, wrong, worst)
+    assert false_alarms <= 3 and detected >= 255 and wrong <= 3, (false_alarms, detected, wrong, worst)
 
 
 def test_the_loaded_machine_raises_no_false_alarm_and_says_it_cannot_resolve_25_percent():
@@ -547,33 +553,52 @@ def test_the_loaded_machine_raises_no_false_alarm_and_says_it_cannot_resolve_25_
     assert false_alarms == 0 and unresolved > 95, unresolved
 
 
-TRIAL = json.loads((Path(__file__).parent / "data" / "trial_2026-11-30.json").read_text())
+DATA = Path(__file__).parent / "data"
+#: the recorded trials (bench --trial 10 on the 2-core VM, 2026-11-30): 07:46, which failed the old rule,
+#: and 10:26, which failed FLOOR = 10% (two false alarms); and the groups each can judge: in the first the
+#: Remez rounds were paired with the old anchor (a sort), against which they drifted 20-30%
+TRIALS = {
+    "trial_2026-11-30.json": ("test_slaf",),
+    "trial_2026-11-30b.json": ("test_slaf", "test_remez", "test_lstsq_ours"),
+}
 
 
-def _trial(kind):
-    return [r for r in TRIAL["runs"] if r["run"].startswith(kind)]
+def _trial(kind, name="trial_2026-11-30.json"):
+    runs_ = json.loads((DATA / name).read_text())["runs"]
+    return [r for r in runs_ if r["run"].startswith(kind)]
 
 
-def test_the_kernels_verdicts_on_the_recorded_trial_are_right_from_every_window_of_saved_runs():
-    """The runs of the trial that failed the old rule (a single saved run as the baseline, one threshold
-    for all): every window of 5 consecutive runs of unchanged code taken as the saved runs, the other 10
-    checked, and the 10 with the SLAF ops 25% slower. The kernels' verdicts are right every time. (The
-    Remez fits of this trial drifted 20-30% against their anchor of the time, a sort; that is why they
-    are paired with another anchor now, and why they are left out here.)"""
-    same, slow = _trial("saved") + _trial("unchanged"), _trial("slowed")
+@pytest.mark.parametrize("name", list(TRIALS))
+def test_the_verdicts_on_the_recorded_trials_are_right_from_every_window_of_saved_runs(name):
+    """Every window of 5 consecutive runs of unchanged code taken as the saved runs, the other 10 checked,
+    and the 10 with the SLAF ops 25% slower: no false alarm in the groups the trial can judge, and every
+    slowed run caught."""
+    same, slow = _trial("saved", name) + _trial("unchanged", name), _trial("slowed", name)
     alarms, detections, checks, worst = [], 0, 0, 0.0
     for start in range(len(same) - 4):
         saved = same[start:start + 5]
         for r in [r for r in same if r not in saved]:
             flagged, thresh, _ = _check(saved, r)
             worst = max(worst, thresh["test_slaf"])
-            alarms += [(start, r["run"], n) for n in flagged if n.startswith("test_slaf")]
+            alarms += [(start, r["run"], n) for n in flagged if n.split("[")[0] in TRIALS[name]]
             checks += 1
         for r in slow:
             flagged, _, _ = _check(saved, r)
             detections += any(n.startswith("test_slaf") for n in flagged)
     assert not alarms and detections == 10 * (len(same) - 4), (alarms, detections, worst)
     assert checks == 10 * (len(same) - 4) and worst < 0.25
+
+
+def test_the_floor_is_what_the_second_trial_needed():
+    """The class of failure FLOOR = 15% fixes: at the old 10%, the second trial's own saved runs flag two of
+    its ten checks of unchanged code (as the trial did, exit 1)."""
+    saved, same = _trial("saved", "trial_2026-11-30b.json"), _trial("unchanged", "trial_2026-11-30b.json")
+    base = compare.baseline(saved, same[0])
+    old, _ = compare.thresholds(compare.spread(saved), len(base), floor=0.10)
+    new, _ = compare.thresholds(compare.spread(saved), len(base))
+    flagged = [r["run"] for r in same if any(x.slower for x in compare.compare_runs(r, base, old))]
+    assert flagged == ["unchanged-4", "unchanged-10"], flagged
+    assert not any(x.slower for r in same for x in compare.compare_runs(r, base, new))
 
 
 def test_a_single_fast_saved_run_is_why_the_baseline_is_several():
@@ -679,22 +704,25 @@ def test_the_huge_pages_run_times_the_largest_size_with_torchs_switch(tmp_path, 
     THP_MEM_ALLOC_ENABLE=1 in its environment; its page tables SLAF over the fastest compiled peer."""
     from slaf_approx.benchmarks import command
 
-    seen = {}
+    seen, real_run = {}, subprocess.run
 
-    def fake_run(argv, stdout, stderr, env):  # the child, as far as the page needs it: its JSON
-        seen.update(argv=argv, env=env)
+    def fake_run(argv, **kw):  # the child, as far as the page needs it: its JSON (anything else runs)
+        if not any(str(a).startswith("--benchmark-json=") for a in argv):
+            return real_run(argv, **kw)
+        seen.update(argv=argv, env=kw["env"])
         json_path = next(a.split("=", 1)[1] for a in argv if a.startswith("--benchmark-json="))
         Path(json_path).write_text(json.dumps(cpu_run(seed=3)))
         return subprocess.CompletedProcess(argv, 0)
 
     monkeypatch.setattr(subprocess, "run", fake_run)
-    s = settings.bench_settings("cpu", sizes="2^10,2^20", degrees="2,8", backends="fused")
+    s = settings.bench_settings("cpu", sizes="2^10,2^20", degrees="2,8")
     notes = []
     page = command.huge_pages(s, tmp_path, notes.append)
     argv = seen["argv"]
     assert seen["env"]["THP_MEM_ALLOC_ENABLE"] == "1"
     assert argv[argv.index("--bench-sizes") + 1] == str(2**20)
     assert argv[argv.index("--bench-peers") + 1] == "horner:compile,recurrence:compile,pau:compile"
+    assert argv[argv.index("--bench-backends") + 1] == "fused"  # the backend 'auto' picks, not the reference
     assert not any("test_bench_fit" in a for a in argv) and "not test_layer" in argv
     text = page.read_text()
     assert page == tmp_path / "bench" / "huge_pages.md" and text.startswith("`THP_MEM_ALLOC_ENABLE=1`")

@@ -263,16 +263,21 @@ HUGE_PAGES_PEERS = ("horner:compile", "recurrence:compile", "pau:compile")
 
 
 def huge_pages(settings: BenchSettings, out: Path, say: Say) -> Path | None:
-    """Time settings' largest size with HUGE_PAGES_ENV in the child's environment and HUGE_PAGES_PEERS
-    (no layer, no fits) -> OUT/bench/huge_pages.md, which kernels.md includes; None if nothing ran."""
+    """Time settings' largest size with HUGE_PAGES_ENV in the child's environment, the backend 'auto' picks
+    and HUGE_PAGES_PEERS (no layer, no fits) -> OUT/bench/huge_pages.md, which kernels.md includes; None
+    if nothing ran."""
     import dataclasses
     import os
     import subprocess
     import sys
 
+    import torch
+
+    from ..kernels import resolve_backend
     from . import report, runs
 
-    hs = dataclasses.replace(settings, sizes=(max(settings.sizes),), peers=HUGE_PAGES_PEERS)
+    auto = resolve_backend("auto", torch.empty(1, dtype=getattr(torch, settings.dtypes[0])))
+    hs = dataclasses.replace(settings, sizes=(max(settings.sizes),), peers=HUGE_PAGES_PEERS, backends=(auto,))
     bench = out / "bench"
     bench.mkdir(parents=True, exist_ok=True)
     tmp, log = bench / ".huge_pages.json.partial", bench / f"pytest-{settings.device}-huge-pages.log"

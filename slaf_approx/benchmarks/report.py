@@ -492,8 +492,9 @@ GPU_NOT_MEASURED = (
 )
 
 METHOD_NOTES = [
-    "Timing: pytest-benchmark, in rounds. Each round first runs the copy `x.clone()` of the same tensor (the "
-    "anchor), timed, then the benchmark, timed; the median is the benchmark's, and the per-round ratio "
+    "Timing: pytest-benchmark, in rounds. Each round first runs a copy of a tensor of the same size into a "
+    "buffer written before (the anchor: memory bandwidth alone, no allocation), timed, then the benchmark, "
+    "timed; the median is the benchmark's, and the per-round ratio "
     "to its paired copy is kept as the benchmark's samples. Ratios between benchmarks of one run (the peer "
     "table, the budgets) divide these paired ratios, so the machine's load, which drifts between rounds, "
     "cancels. CUDA: a `torch.cuda.synchronize()` inside each timed call, with warm-up rounds.",

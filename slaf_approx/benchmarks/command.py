@@ -243,8 +243,6 @@ def timed(args, prep: Prepared, out: Path, partial: bool, say: Say) -> Outcome:
     gpu = Path("reports") / "gpu" / "kernels.json"
     if settings.device == "cpu" and not partial and gpu.is_file():
         all_runs.append((str(gpu), runs.load_run(gpu)))
-    if not partial and settings.device == "cpu":
-        huge_pages(settings, out, say)
     outcome = finish(args, all_runs, budgets, out, comparison, slower, storage=storage, full=not partial,
                      say=say)
     if rc not in (0, 5):
@@ -253,46 +251,6 @@ def timed(args, prep: Prepared, out: Path, partial: bool, say: Say) -> Outcome:
         say(f"pytest exited with status {rc}: {'; '.join(failed[:5]) or 'see the log'} ({log})")
         return Outcome(1, outcome.text)
     return outcome
-
-
-#: a full CPU run times its largest size a second time with every tensor advised huge pages (torch's own
-#: switch, THP_MEM_ALLOC_ENABLE=1), the compiled peers against the SLAF: the fused backend advises huge
-#: pages for its own large outputs (kernels/cpu_op.cpp), and this is the comparison of the arithmetic alone
-HUGE_PAGES_ENV = {"THP_MEM_ALLOC_ENABLE": "1"}
-HUGE_PAGES_PEERS = ("horner:compile", "recurrence:compile", "pau:compile")
-
-
-def huge_pages(settings: BenchSettings, out: Path, say: Say) -> Path | None:
-    """Time settings' largest size with HUGE_PAGES_ENV in the child's environment, the backend 'auto' picks
-    and HUGE_PAGES_PEERS (no layer, no fits) -> OUT/bench/huge_pages.md, which kernels.md includes; None
-    if nothing ran."""
-    import dataclasses
-    import os
-    import subprocess
-    import sys
-
-    import torch
-
-    from ..kernels import resolve_backend
-    from . import report, runs
-
-    auto = resolve_backend("auto", torch.empty(1, dtype=getattr(torch, settings.dtypes[0])))
-    hs = dataclasses.replace(settings, sizes=(max(settings.sizes),), peers=HUGE_PAGES_PEERS, backends=(auto,))
-    bench = out / "bench"
-    bench.mkdir(parents=True, exist_ok=True)
-    tmp, log = bench / ".huge_pages.json.partial", bench / f"pytest-{settings.device}-huge-pages.log"
-    argv = pytest_command(hs, tmp.resolve(), python=sys.executable, fit=False, extra=["-k", "not test_layer"])
-    say(f"timing {report.size_label(hs.sizes[0])} again with huge pages for every tensor (log -> {log})")
-    with open(log, "w") as fh:
-        env = os.environ | HUGE_PAGES_ENV
-        rc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
-    if not tmp.is_file():
-        say(f"the huge-pages run wrote no benchmark JSON (pytest exited with status {rc}); see {log}")
-        return None
-    run = runs.compact(runs.load_run(tmp))
-    tmp.unlink()
-    how = " ".join(f"{k}={v}" for k, v in HUGE_PAGES_ENV.items())
-    return report.write_text(bench / "huge_pages.md", report.huge_pages_markdown(run, how))
 
 
 def trial(args, prep: Prepared, out: Path, work: Path, say: Say) -> Outcome:
@@ -375,9 +333,6 @@ def finish(args, runs_, budgets, out: Path, comparison: str | None = None, slowe
     md, figures = report.kernel_report(runs_, results, budgets_source=source, comparison=comparison,
                                        history=hist_md)
     md = md.rstrip() + "\n\n## The regression check\n\n" + compare.rule_markdown()
-    level = Path(out) / "bench" / "huge_pages.md"  # the full run's largest size with huge pages for all
-    if level.is_file():
-        md = md.rstrip() + "\n\n## CPU: huge pages for every subject\n\n" + level.read_text()
     trial = Path(out) / "bench" / "false_alarm.md"  # the measured rates of `bench --trial`, when recorded
     if trial.is_file():
         md += "\n### False alarms and detection\n\n" + trial.read_text()

@@ -176,21 +176,6 @@ def peer_table(recs, device: str, dtype: str) -> str:
     return table(["SLAF backend", "mode", "degree", *map(size_label, sizes)], rows, "llr" + "r" * len(sizes))
 
 
-def huge_pages_markdown(run: Mapping, env: str) -> str:
-    """The page of the huge-pages run (see command.huge_pages): when and how, then SLAF time / the fastest
-    compiled peer's time per dtype."""
-    recs = records(run)
-    head = (
-        f"`{env}`: every tensor of the run, the peers' and the copy's included, is advised huge pages, as "
-        "the fused backend advises its own outputs from 32 MiB on (see the method notes), so this table "
-        "compares the arithmetic alone. Timed by the full `slaf-approx bench` run, "
-        f"{_date(run)}, torch {_torch(run)}, {_machine(run, 'cpu')}; the compiled peers only. SLAF time / "
-        "the fastest peer's time (≤ 1: the SLAF is faster).\n\n"
-    )
-    tables = [peer_table(recs, device, dtype) for device, dtype in kernel_sections(recs)]
-    return head + ("\n".join(t for t in tables if t) or "No SLAF or peer benchmark ran.\n")
-
-
 def _subject_rows(rs, cell) -> tuple[list[int], list[list]]:
     """(sizes, rows): one row per subject, degree and mode of `rs` in report order, [subject, degree, mode,
     cell(r, size) for each size], r being that subject's record at the size (None where it did not run)."""
@@ -510,14 +495,6 @@ METHOD_NOTES = [
     "P(x) / (1 + |b_1 x + ... + b_k x^k|), PAU's safe denominator with |.| around the whole sum, of type "
     "(5, 4) or of the type with the polynomial's parameter count (degree n: (n - n//2, n//2)). All have "
     "learnable coefficients (`nn.Parameter`): forward+backward computes their gradients.",
-    "Large outputs: from 32 MiB on (2^23 float32 elements), the fused backend advises transparent huge pages "
-    "(`madvise(MADV_HUGEPAGE)`) for the memory of y and grad x, as torch does for every tensor under "
-    "`THP_MEM_ALLOC_ENABLE=1`. glibc maps blocks that large afresh on each call, and faulting them in 4 KiB "
-    "pages costs more than the arithmetic: at 2^24 `x.clone()` takes about 3× a copy into an existing "
-    "tensor. The peers, the copy and the native ops run with torch's default (no advice), here as a user "
-    "gets them; the full run then times 2^24 again with `THP_MEM_ALLOC_ENABLE=1`, which gives every tensor "
-    "huge pages, for the comparison of the arithmetic alone (section \"CPU: huge pages for every "
-    "subject\").",
     "Bytes moved: the compulsory traffic, 2·n·s forward (read x, write y), 5·n·s forward+backward (also read "
     "x and grad y, write grad x), 2·n·s for the copy. GB/s = bytes / median; × copy = that over the copy's "
     "GB/s at the same size, dtype and device, i.e. the fraction of the roofline.",

@@ -279,39 +279,11 @@ def _fail(name: str, rc: int):
     raise RuntimeError(f"SLAF CPU kernel {name} failed: {_ERRORS.get(rc, f'error code {rc}')}")
 
 
-#: outputs of HUGE_MIN bytes and more get transparent huge pages advised on their 2 MiB-aligned part, as in
-#: cpu_op.cpp's empty_output (the reasons are there); MADV_HUGEPAGE is 14 in Linux's asm-generic/mman-common.h
-HUGE_MIN, _HUGE_PAGE, _MADV_HUGEPAGE = 32 << 20, 2 << 20, 14
-_madvise = None
-
-
-def advise_huge_pages(t: torch.Tensor) -> bool:
-    """Advise Linux to back the 2 MiB-aligned part of t's memory with transparent huge pages; False where
-    that is not possible (not Linux, too small, or madvise refused). Advice only: values never change."""
-    global _madvise
-    if platform.system() != "Linux":
-        return False
-    if _madvise is None:
-        f = ctypes.CDLL(None, use_errno=True).madvise
-        f.argtypes, f.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
-        _madvise = f
-    p = t.data_ptr()
-    a, e = -(-p // _HUGE_PAGE) * _HUGE_PAGE, (p + t.nbytes) // _HUGE_PAGE * _HUGE_PAGE
-    return e > a and _madvise(a, e - a, _MADV_HUGEPAGE) == 0
-
-
-def _output_like(x2d: torch.Tensor) -> torch.Tensor:
-    y = torch.empty_like(x2d, memory_format=torch.contiguous_format)
-    if y.nbytes >= HUGE_MIN:
-        advise_huge_pages(y)
-    return y
-
-
 def run_forward(x2d: torch.Tensor, coef: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scale: float,
                 shift: float, clamp: bool, tlo: float, thi: float) -> torch.Tensor:
     """forward() without the argument checks."""
     lib = _lib if _lib is not None else load()
-    y = _output_like(x2d)
+    y = torch.empty_like(x2d, memory_format=torch.contiguous_format)
     if y.numel():
         rows, S = x2d.shape
         C, K = coef.shape
@@ -328,7 +300,7 @@ def run_backward(x2d: torch.Tensor, gy2d: torch.Tensor, coef: torch.Tensor, A: t
                  need_gcoef: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """backward() without the argument checks."""
     lib = _lib if _lib is not None else load()
-    gx = _output_like(x2d) if need_gx else None
+    gx = torch.empty_like(x2d, memory_format=torch.contiguous_format) if need_gx else None
     gcoef = torch.zeros(coef.shape, dtype=torch.float64) if need_gcoef else None
     if x2d.numel() and (need_gx or need_gcoef):
         rows, S = x2d.shape

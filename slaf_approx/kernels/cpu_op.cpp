@@ -12,13 +12,8 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
-#include <cstdint>
 #include <stdexcept>
 #include <vector>
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 extern "C" {
 int slaf_fwd_f32(const float *, float *, const float *, const float *, const float *, int64_t, int64_t, int64_t,
@@ -43,26 +38,6 @@ const char *error_text(int rc) {
     case 4: return "A[k] == 0 for some k < K-1: not a polynomial basis";
     default: return "unknown error code";
     }
-}
-
-// An output tensor. From HUGE_MIN bytes on, the 2 MiB-aligned part of it is advised transparent huge pages, as
-// torch does for every allocation under THP_MEM_ALLOC_ENABLE=1 and numpy for its arrays from 4 MiB on: glibc serves blocks this large from a fresh
-// mmap each call, and faulting 64 MiB in 4 KiB pages costs more than the kernel itself (2^24 float32 on the
-// 2-core VM: x.clone() 19 ms, a copy into an existing tensor 5.7 ms). Advice only: where THP is "never", or
-// not Linux, nothing changes.
-constexpr std::uintptr_t HUGE_PAGE = std::uintptr_t(2) << 20, HUGE_MIN = std::uintptr_t(32) << 20;
-
-Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions &options) {
-    Tensor t = at::empty(sizes, options);
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    const auto n = std::uintptr_t(t.nbytes());
-    if (n >= HUGE_MIN) {
-        const auto p = reinterpret_cast<std::uintptr_t>(t.data_ptr());
-        const std::uintptr_t a = (p + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE, e = (p + n) / HUGE_PAGE * HUGE_PAGE;
-        if (e > a) (void)madvise(reinterpret_cast<void *>(a), e - a, MADV_HUGEPAGE);
-    }
-#endif
-    return t;
 }
 
 // phi_(k+1) = A_k t phi_k - B_k phi_(k-1), as kernels.reference.recurrence
@@ -105,7 +80,7 @@ template <typename T>
 Tensor fwd_typed(const Tensor &xc, const Tensor &cc, int64_t basis, double scale, double shift, bool clamp,
                  double tlo, double thi) {
     const Layout L = layout(xc, cc);
-    Tensor y = empty_output(xc.sizes(), xc.options());
+    Tensor y = at::empty(xc.sizes(), xc.options());
     if (xc.numel() == 0) return y;
     std::vector<T> A, B;
     recurrence<T>(basis, L.K, A, B);
@@ -134,7 +109,7 @@ std::tuple<Tensor, Tensor> bwd_typed(const Tensor &gc_, const Tensor &xc, const 
                                      double scale, double shift, bool clamp, double tlo, double thi,
                                      bool need_gx, bool need_gc) {
     const Layout L = layout(xc, cc);
-    Tensor gx = need_gx ? empty_output(xc.sizes(), xc.options()) : at::empty({0}, xc.options());
+    Tensor gx = need_gx ? at::empty(xc.sizes(), xc.options()) : at::empty({0}, xc.options());
     Tensor gcoef = need_gc ? at::zeros({L.C, L.K}, cc.options().dtype(at::kDouble)) : at::empty({0}, cc.options());
     if (xc.numel() && (need_gx || need_gc)) {
         std::vector<T> A, B;

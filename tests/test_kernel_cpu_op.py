@@ -193,4 +193,3 @@ def test_no_compiler_and_nothing_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("CXX", "no-such-compiler-slaf")
     with pytest.raises(RuntimeError, match=r"needs a C\+\+ compiler \(no-such-compiler-slaf\), which is not"):
         cpu_op._library_path()
-

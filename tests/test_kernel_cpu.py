@@ -232,6 +232,63 @@ def test_large_input_and_flushes():
     assert torch.equal(gx_only, gx) and torch.equal(gc_only, gc)
 
 
+def _fresh_mapping(nbytes: int):
+    """A private anonymous mapping none of whose pages has been touched (as glibc serves a large request)."""
+    import mmap
+
+    return mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the populate path is Linux's")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_fresh_output_mapping(dtype):
+    """An output of 4 MiB or more in a fresh mapping (the kernel populates its pages before writing them):
+    y, gx and gcoef bitwise those of the same call into resident memory, nothing written outside the output,
+    and an output that starts mid-page and ends mid-page (the partial pages are left to be faulted in)."""
+    basis, K, clamp, (tlo, thi) = "chebyshev", 9, False, INTERVAL["chebyshev"]
+    n = (5 << 20) // dtype.itemsize + 3  # 5 MiB and a bit: above the kernel's SLAF_PREFAULT (4 MiB)
+    x, coef, gy = make_case(basis, K, "shared", dtype, seed=11)
+    g = torch.Generator().manual_seed(12)
+    x = ((torch.rand(1, n, generator=g, dtype=torch.float64) * 2.5 - 1.25 - SHIFT) / SCALE).to(dtype)
+    gy = torch.randn(1, n, generator=g, dtype=torch.float64).to(dtype)
+    A, B = ab(basis, K, dtype)
+    lib = cpu.load()
+    fwd = lib.slaf_fwd_f32 if dtype == torch.float32 else lib.slaf_fwd_f64
+    bwd = lib.slaf_bwd_f32 if dtype == torch.float32 else lib.slaf_bwd_f64
+    nt = max(2, torch.get_num_threads())
+
+    def run(y, gx):
+        gc = torch.zeros(1, K, dtype=torch.float64)
+        assert fwd(x.data_ptr(), y.data_ptr(), coef.data_ptr(), A.data_ptr(), B.data_ptr(), 1, n, 1, K, SCALE,
+                   SHIFT, clamp, tlo, thi, nt) == 0
+        assert bwd(x.data_ptr(), gy.data_ptr(), gx.data_ptr(), gc.data_ptr(), coef.data_ptr(), A.data_ptr(),
+                   B.data_ptr(), 1, n, 1, K, SCALE, SHIFT, clamp, tlo, thi, nt) == 0
+        return gc
+
+    resident_y = torch.full_like(x, float("nan"))
+    resident_gx = torch.full_like(x, float("nan"))
+    gc_resident = run(resident_y, resident_gx)
+    lead = 3  # elements before the output in its mapping: the output starts mid-page
+    size = (lead + n + 5) * dtype.itemsize
+    maps = [_fresh_mapping(size), _fresh_mapping(size)]
+    try:
+        whole = [torch.frombuffer(m, dtype=dtype) for m in maps]
+        y, gx = (w[lead:lead + n].view(1, n) for w in whole)
+        gc_fresh = run(y, gx)
+        assert torch.equal(y, resident_y) and torch.equal(gx, resident_gx)
+        assert torch.equal(gc_fresh, gc_resident)
+        for w in whole:  # a fresh mapping reads zero wherever nothing was written
+            assert not w[:lead].any() and not w[lead + n:].any()
+        del whole, y, gx
+    finally:
+        for m in maps:
+            m.close()
+    y_ref, gx_ref, _ = reference(x.view(1, 1, n), coef, gy.view(1, 1, n), basis, clamp, tlo, thi)
+    tol_y, tol_gx, _, _ = bounds(x.view(1, 1, n), coef, gy.view(1, 1, n), basis, clamp, tlo, thi, dtype)
+    check("y (fresh output)", resident_y, y_ref, tol_y, x)
+    check("gx (fresh output)", resident_gx, gx_ref, tol_gx, x, extra_tol=2 * unit_roundoff(dtype))
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 1 << 20), (8, 3, 40_000), (4096, 64, 1), (256, 16, 9)])
 def test_gcoef_bitwise_deterministic(shape):
     N, C, S = shape

@@ -105,7 +105,10 @@ def _cli(out, degrees, pause=None, marker=None, resume=False, executor="serial")
     argv = [sys.executable, "-m", "slaf_approx.cli", "sweep", "--targets", "relu", "--bases", "chebyshev",
             "--degrees", degrees, "--methods", "lstsq", "--interval", "-1e0", "1", "--out", str(out),
             "--quiet", "--executor", executor, "--workers", "2"] + (["--resume"] if resume else [])
-    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT at its default in the child, however pytest was started: a shell starts a background job with
+    # SIGINT ignored (`nohup ... &`), the child inherits that, and Python then installs no handler for it
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _signal_at(out, degrees, step, sig, resume=False, executor="serial"):

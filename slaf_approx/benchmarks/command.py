@@ -222,19 +222,16 @@ def timed(args, prep: Prepared, out: Path, partial: bool, say: Say) -> Outcome:
     saved = [runs.load_run(p) for p in files]
     comparison, slower = None, []
     if args.check:
-        base = compare.baseline(saved, run)
-        if not base:
+        found = compare.check(run, saved, compare.FLOOR if args.threshold is None else args.threshold)
+        if found is None:
             say(f"no saved run under {storage} to compare with (`slaf-approx bench` saves one); checking the "
                 "budgets only")
         else:
-            floor = compare.FLOOR if args.threshold is None else args.threshold
-            thresh, how = compare.thresholds(compare.spread(saved), len(base), floor)
-            rows = compare.compare_runs(run, base, thresh)
-            slower = [r for r in rows if r.slower]
+            slower, base = found.slower, found.base
             newest = files[max(i for i, r in enumerate(saved) if r is base[-1])].name
             source = (f"the saved run {newest}" if len(base) == 1 else
                       f"the median of {len(base)} saved runs of the same code (the newest {newest})")
-            comparison = compare.compare_table(rows, how, source)
+            comparison = compare.compare_table(found.rows, found.how, source)
     else:
         run["slaf_approx"]["spread"] = compare.spread([*saved, run])
         say(f"saved -> {runs.save_run(storage, run)}")

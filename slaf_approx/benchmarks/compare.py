@@ -293,6 +293,30 @@ def compare_runs(
     return rows
 
 
+@dataclass(frozen=True)
+class Check:
+    """What `bench --check` found: one row per compared benchmark, where the thresholds came from, and the
+    saved runs compared with (oldest first)."""
+
+    rows: list[CompareRow]
+    how: str
+    base: list[Mapping]
+
+    @property
+    def slower(self) -> list[CompareRow]:
+        return [r for r in self.rows if r.slower]
+
+
+def check(run: Mapping, saved: Sequence[Mapping], floor: float = FLOOR) -> Check | None:
+    """`run` against its :func:`baseline` among `saved`, each group at its threshold from the saved runs'
+    :func:`spread`; None when no saved run has its benchmarks."""
+    base = baseline(saved, run)
+    if not base:
+        return None
+    thresh, how = thresholds(spread(saved), len(base), floor)
+    return Check(compare_runs(run, base, thresh), how, base)
+
+
 def _v(v: float, kind: str) -> str:
     return f"{v:.4g}×" if kind == "anchored" else f"{v * 1e3:.4g} ms"
 

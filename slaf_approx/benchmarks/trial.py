@@ -61,12 +61,8 @@ def verdicts(run: dict, saved: Sequence[dict], budgets: Sequence[Budget], floor:
              ) -> tuple[list[str], list[str]]:
     """(benchmarks slower than the saved runs, budgets broken) for `run`, as `bench --check` finds them."""
     broken = [r.budget.name for r in check_budgets(runs.records(run), budgets) if r.failed]
-    if not saved:
-        return [], broken
-    base = compare.baseline(saved, run)
-    thresh, _ = compare.thresholds(compare.spread(saved), len(base), floor)
-    rows = compare.compare_runs(run, base, thresh)
-    return [r.name for r in rows if r.slower], broken
+    found = compare.check(run, saved, floor)
+    return [r.name for r in found.slower] if found else [], broken
 
 
 def trial(n: int, work: Path, budgets: Sequence[Budget], say: Callable[[str], None],

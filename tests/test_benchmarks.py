@@ -78,7 +78,9 @@ def _kernel(
     variant=None,
     first=None,
     seed=0,
+    rival=None,
 ) -> dict:
+    """A kernel benchmark; rival = (SLAF backend, this benchmark's time over that backend's): raced."""
     info = {
         "op": op,
         "backend": backend,
@@ -94,6 +96,9 @@ def _kernel(
         info["variant"] = variant
     if first is not None:
         info["first_call_s"] = first
+    if rival is not None:
+        info["rival_backend"] = rival[0]
+        info["rival_samples"] = _samples(rival[1], n=41, spread=0.002, seed=seed + 1)
     name = f"test_{op}[{device}-{dtype}-{backend}-{variant}-deg{degree}-{kb.size_label(size)}-{mode}]"
     copy_t = 0.001 * size / Q
     return _bench(name, median, info, anchored=median / copy_t, seed=seed)
@@ -124,9 +129,18 @@ def _run(benchmarks, device="cpu", commit="c1") -> dict:
 
 
 def cpu_run(
-    fused_fwd=0.0011, fused_fb=0.004, eager_fb=0.02, fused_peak=8 * MiB, lstsq=1.0, commit="c1", seed=0
+    fused_fwd=0.0011,
+    fused_fb=0.004,
+    eager_fb=0.02,
+    fused_peak=8 * MiB,
+    lstsq=1.0,
+    commit="c1",
+    seed=0,
+    raced_compiled=None,
 ) -> dict:
-    """A CPU run at 2^10 and 2^20 that meets every CPU budget by default, with the fitting benchmarks."""
+    """A CPU run at 2^10 and 2^20 that meets every CPU budget by default, with the fitting benchmarks. Each
+    peer is raced against the fused backend at its medians' ratio, or at raced_compiled for the compiled
+    Horner (a race that disagrees with the medians)."""
     b = []
     for n in (2**10, Q):
         s = n / Q
@@ -151,7 +165,19 @@ def cpu_run(
                 b.append(
                     _kernel("slaf", mode, n, 5 * t * s, backend="reference", degree=d, peak=40 * n, seed=seed)
                 )
-                b.append(_kernel("horner", mode, n, e * s, backend="eager", degree=d, peak=30 * n, seed=seed))
+                b.append(
+                    _kernel(
+                        "horner",
+                        mode,
+                        n,
+                        e * s,
+                        backend="eager",
+                        degree=d,
+                        peak=30 * n,
+                        seed=seed,
+                        rival=("fused", e / t),
+                    )
+                )
                 b.append(
                     _kernel(
                         "horner",
@@ -163,6 +189,7 @@ def cpu_run(
                         peak=8 * n,
                         first=4.0,
                         seed=seed,
+                        rival=("fused", raced_compiled or 0.8),
                     )
                 )
                 b.append(
@@ -177,6 +204,7 @@ def cpu_run(
                         peak=8 * n,
                         first=6.0,
                         seed=seed,
+                        rival=("fused", 3.0),
                     )
                 )
     b.append(_bench("test_lstsq_ours", 0.00076, anchored=lstsq, seed=seed))
@@ -762,6 +790,75 @@ def test_report_has_the_peer_and_compile_tables_and_says_the_gpu_is_not_measured
         "kernels_throughput_cpu_float32.png",
     ]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_the_peer_table_reads_the_race_for_the_rival_backend_and_paired_copies_for_the_others():
+    """The medians say the compiled Horner is 0.8 of the fused SLAF's time; its race against the fused
+    backend says 1.25 (the SLAF faster): the fused rows read the race, the reference backend's the anchors."""
+    recs = kb.records(cpu_run(raced_compiled=1.25))
+    ratios = report.peer_ratios(recs, "cpu", "float32")
+    pr = {(p["backend"], p["mode"], p["degree"], p["size"]): p for p in ratios}
+    fused = pr[("fused", "forward", 8, Q)]
+    assert fused["how"] == "raced" and fused["fastest"] == "horner compile"
+    assert fused["vs_fastest"] == pytest.approx(0.8, rel=0.01)
+    assert fused["ratios"]["pau matched compile"] == pytest.approx(1 / 3, rel=0.01)
+    ref = pr[("reference", "forward", 8, Q)]
+    assert ref["how"] == "anchored" and ref["fastest"] == "horner compile"
+    assert ref["vs_fastest"] == pytest.approx(5 / 0.8, rel=0.05)
+    # the goal against the compiled Horner reads the race too
+    res = results_by_name(cpu_run(raced_compiled=1.25))
+    goal = res["cpu_fused_forward_vs_compiled_horner"]
+    assert goal.status == "met" and goal.value == pytest.approx(0.8, rel=0.01)
+
+
+def test_a_raced_budget_needs_the_race():
+    import tomllib
+
+    shipped = tomllib.loads(kb.BUDGETS_FILE.read_text())
+    budgets = kb.parse_budgets(
+        {
+            "version": shipped["version"],
+            "budget": shipped["budget"],
+            "goal": {
+                "vs_compiled": {
+                    "of": "raced",
+                    "numerator": {"op": "slaf", "backend": "reference", "mode": "forward", "degree": 8,
+                                  "size": Q},
+                    "denominator": {"op": "horner", "backend": "compile", "mode": "forward", "degree": 8,
+                                    "size": Q},
+                    "max": 1.0,
+                }
+            },
+        }
+    )
+    res = kb.check_budgets(kb.records(cpu_run()), budgets)[-1]
+    assert res.budget.name == "vs_compiled"
+    assert res.status == "not measured" and "not raced against the numerator" in res.detail
+    bad = {**shipped, "goal": {"g": {"of": "raced", "select": {"op": "slaf"}, "max": 1.0}}}
+    with pytest.raises(kb.BudgetError, match="raced is a ratio"):
+        kb.parse_budgets(bad)
+
+
+def test_a_race_alternates_the_order_and_records_each_pairs_ratio():
+    from slaf_approx.benchmarks.suite.conftest import RACE_MIN_PAIRS, raced
+
+    calls, now = [], [0.0]
+
+    def subject(name, cost):
+        def f():
+            # the second call of a pair pays 1 extra unit (the first one's frees): alternating cancels it
+            second = len(calls) % 2 == 1 and len(calls) > 4
+            calls.append(name)
+            now[0] += cost + (1.0 if second else 0.0)
+
+        return f
+
+    ratios = raced(subject("fn", 2.0), subject("rival", 4.0), lambda: now[0], budget_s=0.0)
+    pairs = calls[4:]  # after two untimed calls each and one timed pair to size the race
+    assert len(ratios) == RACE_MIN_PAIRS and len(pairs) == 2 * RACE_MIN_PAIRS
+    assert pairs[:4] == ["fn", "rival", "rival", "fn"]
+    assert ratios[0] == pytest.approx(2 / 5) and ratios[1] == pytest.approx(3 / 4)
+    assert np.median([1 / r for r in ratios]) == pytest.approx((5 / 2 + 4 / 3) / 2)
 
 
 def test_report_with_a_gpu_run_has_gpu_sections():

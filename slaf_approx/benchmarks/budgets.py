@@ -8,12 +8,14 @@ only reported: it states a target not met yet, or one too noisy to enforce.
 
 Ratios of kernel benchmarks read the quantity "anchored" by default: each benchmark's per-round time over
 the time of the copy run just before it in the same round (interleaved rounds, see suite/conftest.py), so
-the numerator and denominator are measured against the same moments of the machine's load.
+the numerator and denominator are measured against the same moments of the machine's load. "raced" reads
+a SLAF backend against a peer raced against it call for call (the peer's rival_samples, suite/conftest.py).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ QUANTITIES = {
     "median": "median time",
     "gbps": "GB/s",
     "peak_bytes": "peak memory",
+    "raced": "time / the other's, call for call",
 }
 BUDGET_KEYS = ("description", "of", "numerator", "denominator", "select", "reduce", "max", "min", "required")
 FAILED = ("FAIL", "missing", "ambiguous")
@@ -133,6 +136,8 @@ def _parse_one(path, key: str, name: str, b, goal: bool) -> Budget:
             None,
         )
     elif "select" in b:
+        if of == "raced":
+            raise BudgetError(path, f"{key}.of", "raced is a ratio: give numerator and denominator")
         if not goal and of in ("median", "gbps"):
             raise BudgetError(path, f"{key}.of", f"an absolute {QUANTITIES[of]} moves with the machine's "
                               "load: a budget is a ratio within one run (of = anchored, or numerator and "
@@ -200,6 +205,16 @@ def load_budgets(path=BUDGETS_FILE) -> list[Budget]:
     return parse_budgets(data, path)
 
 
+def _raced(num: Mapping, den: Mapping) -> float | None:
+    """The numerator's time over the denominator's from the denominator's race against it (a peer raced
+    against the numerator's SLAF backend on the same workload), or None."""
+    same = all(num.get(k) == den.get(k) for k in ("mode", "degree", "size", "dtype", "device"))
+    vals = den.get("rival_samples")
+    if not (same and num.get("op") == "slaf" and den.get("rival_backend") == num.get("backend") and vals):
+        return None
+    return float(statistics.median([1.0 / v for v in vals]))
+
+
 def _quantity(r: Mapping, of: str):
     v = r.get(of)
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
@@ -228,10 +243,15 @@ def check_budgets(recs: Sequence[Mapping], budgets: Sequence[Budget]) -> list[Bu
                     )
                 elif not hits:
                     sides.append(absent(f"no benchmark matches the {side}"))
-                elif _quantity(hits[0], b.of) is None:
+                elif _quantity(hits[0], "median" if b.of == "raced" else b.of) is None:
                     sides.append(absent(f"the {side} has no {QUANTITIES[b.of]}"))
                 else:
-                    sides.append(_quantity(hits[0], b.of))
+                    sides.append(_quantity(hits[0], "median" if b.of == "raced" else b.of))
+            if b.of == "raced" and not any(isinstance(s, BudgetResult) for s in sides):
+                nums, dens = select(recs, b.numerator), select(recs, b.denominator)
+                v = _raced(nums[0], dens[0])
+                sides = [v, 1.0] if v is not None else [absent("the denominator was not raced against the "
+                                                                "numerator")]
             bad = [s for s in sides if isinstance(s, BudgetResult)]
             if bad:
                 out.append(min(bad, key=lambda s: ("ambiguous", "missing", "not measured").index(s.status)))

@@ -126,9 +126,19 @@ def throughput_table(recs, device: str, dtype: str, mode: str) -> str:
     return table(["subject", "degree", *map(size_label, sizes)], rows, "llr" + "r" * (len(sizes) - 1))
 
 
+def vs_peer(r: Mapping, p: Mapping) -> tuple[float, str]:
+    """(SLAF record r's time over peer p's, how): "raced" where p was raced call for call against r's backend
+    (the median of r's time over p's, from p's rival_samples), else "anchored" (the ratio of their
+    paired-copy ratios, or of their medians)."""
+    if p.get("rival_backend") == r.get("backend") and p.get("rival_samples"):
+        return float(np.median([1.0 / v for v in p["rival_samples"]])), "raced"
+    return _cmp_time(r) / _cmp_time(p), "anchored"
+
+
 def peer_ratios(recs, device: str, dtype: str) -> list[dict]:
     """Per SLAF (backend, degree, mode, size): its time over each peer's of the same degree, mode and size
-    (paired-copy ratios where both have them), and the fastest peer's name and ratio."""
+    (vs_peer: raced call for call where the peer was raced against this backend), and the fastest peer's
+    name and ratio."""
     out = []
     for r in select(recs, device=device, dtype=dtype, op="slaf"):
         peers = [
@@ -140,7 +150,8 @@ def peer_ratios(recs, device: str, dtype: str) -> list[dict]:
         ]
         if not peers or not _cmp_time(r):
             continue
-        ratios = {subject(p): _cmp_time(r) / _cmp_time(p) for p in peers}
+        vs = {subject(p): vs_peer(r, p) for p in peers}
+        ratios = {k: v for k, (v, _) in vs.items()}
         best = max(ratios, key=ratios.get)  # the fastest peer: SLAF time / its time is the largest
         out.append(
             {
@@ -151,6 +162,7 @@ def peer_ratios(recs, device: str, dtype: str) -> list[dict]:
                 "ratios": ratios,
                 "fastest": best,
                 "vs_fastest": ratios[best],
+                "how": vs[best][1],
             }
         )
     return out
@@ -483,6 +495,11 @@ METHOD_NOTES = [
     "to its paired copy is kept as the benchmark's samples. Ratios between benchmarks of one run (the peer "
     "table, the budgets) divide these paired ratios, so the machine's load, which drifts between rounds, "
     "cancels. CUDA: a `torch.cuda.synchronize()` inside each timed call, with warm-up rounds.",
+    "Races: after its rounds, each peer is timed in pairs of calls with the SLAF backend `auto` picks "
+    "(same workload, back to back, the order alternating from pair to pair, for half of the benchmark's "
+    "time budget). The peer table's ratios for that backend are the median of these pairs' ratios: two "
+    "subjects timed in the same moment see the same machine, which two ratios to an anchor timed in "
+    "different rounds do not promise (at 2^24 the anchor's own time moved by 20% with its subject).",
     "Fitting engine: each round is paired the same way with a fixed job timed just before it: our lstsq "
     "with numpy's fit of the same points, numpy's fit with a sort of 2^20 doubles, each Remez fit with an "
     "interpreter-bound loop of small numpy calls (as an exchange is), which follows the fit's speed as the "
@@ -577,7 +594,10 @@ def kernel_report(
                     "### Against the peers",
                     "",
                     "SLAF time / the fastest peer's time at the same degree, "
-                    "size and mode (≤ 1: the SLAF is faster), and which peer that is.",
+                    "size and mode (≤ 1: the SLAF is faster), and which peer that is. For the backend "
+                    "`auto` picks, each peer is raced against it call for call (pairs of calls in "
+                    "alternating order; the median of the pairs' ratios); the other backends divide "
+                    "paired-copy ratios.",
                     "",
                     t,
                     f"![SLAF against the fastest peer](kernels_peers_{tag}.png)",

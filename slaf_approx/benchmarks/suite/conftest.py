@@ -131,6 +131,35 @@ def paired_rounds(benchmark, config, fn, anchor, device: str = "cpu") -> None:
     benchmark.extra_info["sample_kind"] = "anchored"
 
 
+def raced(fn, rival, clock, budget_s: float, max_pairs: int = st.MAX_ROUNDS) -> list[float]:
+    """Per-pair ratios fn / rival: the two called back to back, in alternating order (fn first in even
+    pairs, rival first in odd ones, so that neither always runs just after the other's frees), filling
+    budget_s seconds (at least RACE_MIN_PAIRS pairs, an even number, at most max_pairs), after one untimed
+    call of each. Two subjects timed in the same rounds see the same state of the machine, which a ratio of
+    their ratios to an anchor does not promise: at 2^24 the anchor's own time moved by 20% with the subject
+    it was paired with (2026-11-30)."""
+    fn()
+    rival()
+    t0 = clock()
+    fn()
+    rival()
+    pairs = min(max_pairs, max(RACE_MIN_PAIRS, int(budget_s / max(clock() - t0, 1e-9))))
+    pairs += pairs % 2
+    out = []
+    for i in range(pairs):
+        times = {}
+        for name, f in (("fn", fn), ("rival", rival)) if i % 2 == 0 else (("rival", rival), ("fn", fn)):
+            t = clock()
+            f()
+            times[name] = clock() - t
+        out.append(float(f"{times['fn'] / max(times['rival'], 1e-12):.6g}"))
+    return out
+
+
+#: the fewest pairs of a race, and the share of --benchmark-max-time it fills beside the anchored rounds
+RACE_MIN_PAIRS, RACE_SHARE = 6, 0.5
+
+
 @pytest.fixture
 def paired(benchmark, request):
     """paired(fn, anchor, **info): fn timed in rounds interleaved with anchor (see paired_rounds)."""
@@ -157,18 +186,20 @@ ANCHOR = "copy into a warm buffer"
 
 @pytest.fixture
 def timed(benchmark, bench_settings, request):
-    """timed(fn, **info) -> fn's result. Times the no-argument `fn` with pytest-benchmark in rounds, each
-    round first timing the anchor (ANCHOR: a copy of the same size, dtype and device), and records `info`
-    (op, backend, mode, degree, size, dtype, ...) with device, bytes, first_call_s (the first call: for a
-    compiled peer, the compilation), peak_bytes (the second call) and samples (each round's time over its
-    anchor's) in benchmark.extra_info. With --benchmark-disable the first call is all there is."""
+    """timed(fn, rival=None, **info) -> fn's result. Times the no-argument `fn` with pytest-benchmark in
+    rounds, each round first timing the anchor (ANCHOR: a copy of the same size, dtype and device), and
+    records `info` (op, backend, mode, degree, size, dtype, ...) with device, bytes, first_call_s (the first
+    call: for a compiled peer, the compilation), peak_bytes (the second call) and samples (each round's time
+    over its anchor's) in benchmark.extra_info. `rival`, (SLAF backend, its callable on the same workload):
+    then also rival_backend and rival_samples, fn's time over the rival's in pairs of calls (raced). With
+    --benchmark-disable the first call is all there is (and one call of the rival)."""
     s = bench_settings
     cfg = request.config
     deadline = cfg.getoption("bench_deadline")
     if deadline is not None and time.monotonic() - cfg.stash[STARTED] > deadline:
         pytest.skip(f"--bench-deadline {deadline:g} s reached")
 
-    def run(fn, **info):
+    def run(fn, rival=None, **info):
         import torch
 
         info.setdefault("device", s.device)
@@ -183,6 +214,8 @@ def timed(benchmark, bench_settings, request):
         )
         if benchmark.disabled:
             out, benchmark.extra_info["peak_bytes"] = benchmark(wl.peak_memory, fn, s.device)
+            if rival is not None:
+                rival[1]()
             return out
         clock = _clock(s.device)
         t0 = clock()
@@ -194,6 +227,10 @@ def timed(benchmark, bench_settings, request):
         benchmark.extra_info["anchor"] = ANCHOR
         paired_rounds(benchmark, request.config, fn, lambda: ya.copy_(xa), s.device)
         benchmark.extra_info["gbps"] = info["bytes"] / benchmark.stats.stats.median / 1e9
+        if rival is not None:
+            budget = RACE_SHARE * float(cfg.getoption("benchmark_max_time"))
+            benchmark.extra_info["rival_backend"] = rival[0]
+            benchmark.extra_info["rival_samples"] = raced(fn, rival[1], clock, budget)
         return out
 
     return run

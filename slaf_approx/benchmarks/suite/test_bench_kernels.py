@@ -4,7 +4,8 @@ replaces.
 * test_slaf: the SLAF op for each backend × degree × size × dtype, forward and forward+backward (Chebyshev
   basis on [-3, 3], shared coefficients);
 * test_peer: what a user would write instead (eager or compiled Horner, the compiled recurrence, PAU of
-  the polynomial's parameter count), and test_pau_5_4: PAU's default type (5, 4);
+  the polynomial's parameter count), each also raced call for call against the SLAF backend "auto" picks
+  (rival_samples: the verdict "SLAF against the fastest peer"), and test_pau_5_4: PAU's default type (5, 4);
 * the baselines of the same run: test_copy (x.clone(), the roofline, and y.copy_(x) into a warm buffer) and
   test_activation (F.relu, F.gelu, F.silu, torch.tanh);
 * test_layer: a real layer's shapes, (128, 512, 32, 32), per-channel SLAF beside nn.GELU.
@@ -23,6 +24,7 @@ import torch
 
 from slaf_approx.benchmarks import settings as st
 from slaf_approx.benchmarks import workloads as wl
+from slaf_approx.kernels import resolve_backend
 
 S = st.active()
 MODES = pytest.mark.parametrize("mode", st.MODES, ids=st.MODE_IDS.get)
@@ -100,9 +102,10 @@ def test_peer(timed, device, dtype, size, peer, degree, mode):
         info["pau_type"] = f"{m}/{k}"
     x, gy = _inputs(size, dtype, device)
     fn = wl.kernel_fn(op, mode, x, gy, backend=backend, degree=degree, variant=info.get("variant"))
-    _check(
-        timed(fn, op=op, backend=backend, mode=mode, degree=degree, size=size, dtype=dtype, **info), x, mode
-    )
+    auto = resolve_backend("auto", x)  # the SLAF a user gets: raced against this peer, call for call
+    rival = (auto, wl.kernel_fn("slaf", mode, x, gy, backend=auto, degree=degree))
+    out = timed(fn, rival, op=op, backend=backend, mode=mode, degree=degree, size=size, dtype=dtype, **info)
+    _check(out, x, mode)
 
 
 @MODES

@@ -83,6 +83,24 @@ def test_bitwise_the_python_path(basis, dtype, shape, monkeypatch):
                 assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), tag
 
 
+def test_a_call_with_nothing_to_record_is_the_kernel_alone_and_records_nothing():
+    """No graph under no_grad or without an input that requires grad (the op skips the custom Function
+    there), the same numbers as the recorded call, and a graph as soon as x or the coefficients need one."""
+    x, coef, _ = _case("conv", 5, torch.float32, seed=3)
+    call = lambda a, c: kernels.slaf(a, c, "chebyshev", 0.8, 0.1, False, -1.0, 1.0, backend="fused")  # noqa: E731
+    recorded = call(x.clone().requires_grad_(), coef.clone().requires_grad_())
+    assert recorded.grad_fn is not None
+    with torch.no_grad():
+        for a, c in ((x.clone().requires_grad_(), coef), (x, coef.clone().requires_grad_()), (x, coef)):
+            y = call(a, c)
+            assert not y.requires_grad and y.grad_fn is None and torch.equal(y, recorded.detach())
+    y = call(x, coef)
+    assert not y.requires_grad and torch.equal(y, recorded.detach())
+    for a, c in ((x.clone().requires_grad_(), coef), (x, coef.clone().requires_grad_())):
+        y = call(a, c)
+        assert y.requires_grad and y.grad_fn is not None and torch.equal(y.detach(), recorded.detach())
+
+
 def _majorants(basis, K, tmax):
     """(Phi, dPhi) [K]: Phi_k >= |phi_k(t)| and dPhi_k >= |phi_k'(t)| for |t| <= tmax, by the recurrence on
     absolute values (Phi_(k+1) = |A_k| tmax Phi_k + |B_k| Phi_(k-1), and its derivative)."""

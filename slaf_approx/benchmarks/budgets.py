@@ -15,14 +15,13 @@ a SLAF backend against a peer raced against it call for call (the peer's rival_s
 from __future__ import annotations
 
 import math
-import statistics
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._markdown import table
-from .runs import select
+from .runs import raced, select
 from .settings import DEVICES, KERNEL_OPS, size_label
 
 BUDGET_VERSION = 3
@@ -205,16 +204,6 @@ def load_budgets(path=BUDGETS_FILE) -> list[Budget]:
     return parse_budgets(data, path)
 
 
-def _raced(num: Mapping, den: Mapping) -> float | None:
-    """The numerator's time over the denominator's from the denominator's race against it (a peer raced
-    against the numerator's SLAF backend on the same workload), or None."""
-    same = all(num.get(k) == den.get(k) for k in ("mode", "degree", "size", "dtype", "device"))
-    vals = den.get("rival_samples")
-    if not (same and num.get("op") == "slaf" and den.get("rival_backend") == num.get("backend") and vals):
-        return None
-    return float(statistics.median([1.0 / v for v in vals]))
-
-
 def _quantity(r: Mapping, of: str):
     v = r.get(of)
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
@@ -246,10 +235,9 @@ def check_budgets(recs: Sequence[Mapping], budgets: Sequence[Budget]) -> list[Bu
                 elif _quantity(hits[0], "median" if b.of == "raced" else b.of) is None:
                     sides.append(absent(f"the {side} has no {QUANTITIES[b.of]}"))
                 else:
-                    sides.append(_quantity(hits[0], "median" if b.of == "raced" else b.of))
+                    sides.append(hits[0] if b.of == "raced" else _quantity(hits[0], b.of))
             if b.of == "raced" and not any(isinstance(s, BudgetResult) for s in sides):
-                nums, dens = select(recs, b.numerator), select(recs, b.denominator)
-                v = _raced(nums[0], dens[0])
+                v = raced(*sides)
                 sides = [v, 1.0] if v is not None else [absent("the denominator was not raced against the "
                                                                 "numerator")]
             bad = [s for s in sides if isinstance(s, BudgetResult)]

@@ -18,7 +18,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from .._io import atomic_write, save_figure
 from .._markdown import table
 from .budgets import BudgetResult, budget_table
-from .runs import one, records, select
+from .runs import one, raced, records, select
 from .settings import COPIES, DEVICES, DTYPES, KERNEL_OPS, LAYER_OPS, MODES, PEER_OPS, size_label
 
 DPI = 100
@@ -130,9 +130,8 @@ def vs_peer(r: Mapping, p: Mapping) -> tuple[float, str]:
     """(SLAF record r's time over peer p's, how): "raced" where p was raced call for call against r's backend
     (the median of r's time over p's, from p's rival_samples), else "anchored" (the ratio of their
     paired-copy ratios, or of their medians)."""
-    if p.get("rival_backend") == r.get("backend") and p.get("rival_samples"):
-        return float(np.median([1.0 / v for v in p["rival_samples"]])), "raced"
-    return _cmp_time(r) / _cmp_time(p), "anchored"
+    v = raced(r, p)
+    return (v, "raced") if v is not None else (_cmp_time(r) / _cmp_time(p), "anchored")
 
 
 def peer_ratios(recs, device: str, dtype: str) -> list[dict]:

@@ -56,9 +56,8 @@ def records(run: Mapping) -> list[dict]:
     """One flat dict per benchmark: name, test (the function's name), fullname, group, median (s), rounds,
     the extra_info fields (op, backend, mode, degree, size, dtype, device, bytes, peak_bytes, samples,
     first_call_s, ...), gbps (bytes / median) and copy_fraction (gbps over the copy's at the same size,
-    dtype and device), for a benchmark timed in rounds paired with the copy, anchored (the median of its
-    per-round time over the paired copy's), and for one raced against a SLAF backend (a peer), vs_rival (the
-    median of its time over the rival's, call for call)."""
+    dtype and device) and, for a benchmark timed in rounds paired with the copy, anchored (the median of
+    its per-round time over the paired copy's)."""
     out = []
     for b in run.get("benchmarks", []):
         st = b.get("stats") or {}
@@ -74,8 +73,6 @@ def records(run: Mapping) -> list[dict]:
         r.update({k: v for k, v in (b.get("extra_info") or {}).items() if k not in r})
         if r.get("sample_kind") == "anchored" and r.get("samples"):
             r["anchored"] = median(r["samples"])
-        if r.get("rival_samples"):
-            r["vs_rival"] = median(r["rival_samples"])
         if r.get("bytes") and r["median"]:
             r["gbps"] = r["bytes"] / r["median"] / 1e9
         out.append(r)
@@ -89,6 +86,18 @@ def records(run: Mapping) -> list[dict]:
         if r.get("op") and r.get("gbps") and c:
             r["copy_fraction"] = r["gbps"] / c
     return out
+
+
+def raced(slaf: Mapping, peer: Mapping) -> float | None:
+    """The SLAF record's time over the peer's from the peer's race against it (the median over the pairs of
+    calls of the peer's rival_samples, inverted), or None: the peer was not raced against that backend on
+    the same workload."""
+    same = all(slaf.get(k) == peer.get(k) for k in ("mode", "degree", "size", "dtype", "device"))
+    rival = slaf.get("op") == "slaf" and peer.get("rival_backend") == slaf.get("backend")
+    samples = peer.get("rival_samples")
+    if not (same and rival and samples):
+        return None
+    return median(1.0 / v for v in samples)
 
 
 def matches(r: Mapping, selector: Mapping) -> bool:
